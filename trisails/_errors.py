@@ -1,0 +1,75 @@
+"""The exceptions trisails raises, in one small taxonomy.
+
+Everything trisails raises on purpose derives from :class:`TrisailsError`, so an application can catch
+"anything from the framework" in one place. The protocol errors say *who* broke the rules, in the spirit
+of h11's Local/Remote split: a :class:`ProtocolError` always means the peer sent something we cannot
+accept, and the connection that carried it is closed with :attr:`ProtocolError.reason`. This module
+imports nothing from trio, so the sans-I/O protocol core can use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AckTimeout",
+    "AppLoadError",
+    "ConfigError",
+    "ConnectionRefused",
+    "DisconnectedError",
+    "EngineIOError",
+    "ProtocolError",
+    "SocketIOError",
+    "TrisailsError",
+]
+
+
+class TrisailsError(Exception):
+    """Base class of every error trisails raises on purpose."""
+
+
+class ConfigError(TrisailsError):
+    """A setting has a value trisails cannot use; the message names the setting and what it accepts."""
+
+
+class AppLoadError(ConfigError):
+    """An app folder could not be loaded: a config or api module is missing, broken or of the wrong shape."""
+
+
+class ProtocolError(TrisailsError):
+    """The peer sent bytes that break the Engine.IO or Socket.IO protocol.
+
+    Raised by the sans-I/O codecs in :mod:`trisails.protocol`. The server answers it by closing the one
+    connection that sent the data (logging :attr:`reason`); other connections are never affected.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EngineIOError(ProtocolError):
+    """A malformed Engine.IO packet or polling payload."""
+
+
+class SocketIOError(ProtocolError):
+    """A malformed Socket.IO packet (bad type, namespace, ack id, JSON or binary attachments)."""
+
+
+class ConnectionRefused(TrisailsError):
+    """Raise this from connection middleware to refuse a socket.
+
+    The client receives a connect error carrying ``message`` (and, for Socket.IO v5 clients, ``data``),
+    exactly as a Socket.IO server's ``next(new Error(message))`` would produce.
+    """
+
+    def __init__(self, message: str = "Not authorized", data: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class DisconnectedError(TrisailsError):
+    """The socket disconnected before the operation (an emit waiting for an ack, a send) could finish."""
+
+
+class AckTimeout(TrisailsError):
+    """The peer did not acknowledge an emit within the timeout given to ``emit(..., timeout=)``."""
