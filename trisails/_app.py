@@ -1,0 +1,154 @@
+"""The App: settings, the realtime server, the HTTP app, and their life inside one trio nursery.
+
+``App.lift`` is the root of the task tree::
+
+    App.lift                       the root nursery
+    ├── hypercorn serve            accepts HTTP and websocket connections
+    │   └── one task per connection
+    │       └── (websocket) EngineSession.run: heartbeat, reader, writer, event handlers
+    ├── EngineSession.run          one per long-polling session (they outlive single requests)
+    └── disconnect handlers        short tasks that run after a socket has gone
+
+``App.lower`` closes every session (websockets with 1001 "going away", so clients reconnect to the next
+server), stops accepting, lets in-flight requests finish within ``http.graceful_timeout``, and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+from ._config import Settings
+from ._errors import ConfigError
+from .protocol import engineio as eio
+from .realtime.server import RealtimeServer, _call
+from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
+
+__all__ = ["App"]
+
+log = logging.getLogger("trisails")
+
+LiftHook = Callable[["App"], Awaitable[None] | None]
+
+
+class App:
+    """A trisails application: HTTP routes and realtime sockets on one port.
+
+    Build one in code (``App()``, then ``app.io.on("connection")``, ``app.http.route(...)``) or load an app
+    folder with :meth:`App.load`. Serve it with :meth:`lift` inside a nursery, or with
+    ``python -m trisails APP_DIR``.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, root: str | Path | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.settings.validate()
+        self.root = Path(root) if root is not None else None
+        self.io = RealtimeServer(self.settings.sockets)
+        """The realtime server (what Sails calls ``sails.io``): namespaces, sockets, rooms."""
+        self.http = QuartTrio("trisails")
+        """The quart-trio app that serves plain HTTP."""
+        self.url: str | None = None
+        """The base URL the app listens on, once lifted (``http://127.0.0.1:1337``)."""
+        self._engine = EngineIOEndpoint(self.io, self.settings.sockets)
+        self._on_lift: list[LiftHook] = []
+        self._lower_requested: trio.Event | None = None
+        self._engine_path = self.settings.sockets.path.rstrip("/")
+
+    @classmethod
+    def load(cls, folder: str | Path, *, environment: str | None = None) -> App:
+        """Load an app folder (``config/*.py``, ``api/...``); see :mod:`trisails._loader`."""
+        from ._loader import load_app
+
+        return load_app(cls, Path(folder), environment=environment)
+
+    def on_lift(self, hook: LiftHook) -> LiftHook:
+        """Register ``hook(app)`` (sync or async) to run when the app lifts, before it accepts connections."""
+        self._on_lift.append(hook)
+        return hook
+
+    # ----------------------------------------------------------------------------------------- ASGI
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The ASGI entry point: ``/socket.io/`` goes to the realtime endpoint, the rest to the HTTP app."""
+        if scope["type"] in ("http", "websocket"):
+            path = scope.get("path", "")
+            if path == self._engine_path or path.startswith(self._engine_path + "/"):
+                await self._engine(scope, receive, send)
+                return
+        await self.http(scope, receive, send)
+
+    # ----------------------------------------------------------------------------------------- lifetime
+    async def lift(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve the app until :meth:`lower` is called; ``task_status.started`` gets the base URL.
+
+        Use it with ``await nursery.start(app.lift)``, or :meth:`lifted` as a context manager.
+        """
+        if self._lower_requested is not None:
+            raise ConfigError("this App is already lifted; lower it before lifting it again")
+        self._lower_requested = trio.Event()
+        http = self.settings.http
+        config = HypercornConfig()
+        config.bind = [f"{host or http.host}:{http.port if port is None else port}"]
+        config.graceful_timeout = http.graceful_timeout
+        config.websocket_max_message_size = self.settings.sockets.max_payload
+        config.include_server_header = False
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        decline_compression()
+        compression_allowed.set(self.settings.sockets.compression)
+        stop_serving = trio.Event()
+        try:
+            async with trio.open_nursery() as root:
+                self.io.bind(root)
+                self._engine.bind(root)
+                for hook in self._on_lift:
+                    await _call(hook, self)
+                binds = await root.start(partial(serve, self, config, shutdown_trigger=stop_serving.wait))
+                self.url = binds[0]
+                log.info("trisails app lifted on %s", self.url)
+                task_status.started(self.url)
+                await self._lower_requested.wait()
+                self._close_sessions()
+                stop_serving.set()
+        finally:
+            self._lower_requested = None
+            self.url = None
+        log.info("trisails app lowered")
+
+    def lower(self) -> None:
+        """Ask a lifted app to stop: sessions are closed, then the server; :meth:`lift` then returns."""
+        if self._lower_requested is not None:
+            self._lower_requested.set()
+
+    def _close_sessions(self) -> None:
+        for session in self._engine.sessions:
+            final = (eio.Packet(eio.PacketType.CLOSE),) if session.transport == "polling" else ()
+            session.close("server shutting down", final=final, code=1001)
+
+    @asynccontextmanager
+    async def lifted(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Lift the app for the duration of a ``with`` block and yield its base URL (tests use port 0)."""
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(self.lift, host, port)
+            try:
+                yield url
+            finally:
+                self.lower()
+
+    def statistics(self) -> dict[str, Any]:
+        """Live counts for health checks and tests: Engine.IO sessions, sockets and rooms per namespace."""
+        return {"sessions": len(self._engine.sessions), "namespaces": self.io.statistics()}

@@ -1,0 +1,55 @@
+"""``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod]``: serve an app folder.
+
+With no folder it serves the built-in demo app. Ctrl-C or SIGTERM lowers the app cleanly (every socket is
+told, in-flight requests finish) and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from ._app import App
+from ._errors import AppLoadError
+
+DEMO = Path(__file__).parent / "demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trisails", description="Serve a trisails app folder.")
+    parser.add_argument("app_dir", nargs="?", help="the app folder (default: the built-in demo app)")
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 1337)")
+    parser.add_argument("--prod", action="store_true", help="production mode (same as TRISAILS_ENV=production)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+async def serve_until_signalled(app: App, host: str | None, port: int | None) -> None:
+    """Lift ``app`` and lower it on the first SIGINT or SIGTERM."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(app.lift, host, port)
+            print(f"trisails: serving {app.root or 'the demo app'} on {url} (Ctrl-C to stop)", flush=True)
+            async for signum in signals:
+                logging.getLogger("trisails").info("received %s; lowering", signal.Signals(signum).name)
+                app.lower()
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    folder = Path(args.app_dir) if args.app_dir else DEMO
+    try:
+        app = App.load(folder, environment="production" if args.prod else None)
+    except AppLoadError as error:
+        print(f"trisails: {error}", file=sys.stderr)
+        return 2
+    trio.run(serve_until_signalled, app, args.host, args.port)
+    return 0

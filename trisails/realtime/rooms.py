@@ -1,0 +1,101 @@
+"""Rooms: which sockets are in which named groups, and fan-out to them.
+
+A room is a name; a socket is in any number of rooms and always in the one named after its own id.
+Membership lives behind the :class:`Adapter` interface so that it can live somewhere else than this
+process (the Redis adapter, for several processes, implements the same methods). One adapter serves one
+namespace, as in Socket.IO.
+
+Fan-out never waits: :meth:`Adapter.broadcast` hands one pre-encoded envelope to each member's
+non-blocking ``deliver`` callback. A socket in several of the target rooms gets the message once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from .engine import Envelope
+
+__all__ = ["Adapter", "MemoryAdapter"]
+
+
+class Adapter(Protocol):
+    """Room membership and fan-out for one namespace."""
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        """Put socket ``sid`` in each of ``rooms``."""
+
+    def delete(self, sid: str, room: str) -> None:
+        """Take socket ``sid`` out of ``room``."""
+
+    def delete_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it is leaving)."""
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        """The rooms socket ``sid`` is in."""
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
+        """Ids of the sockets in any of ``rooms``; every socket when ``rooms`` is empty."""
+
+    def rooms(self) -> dict[str, int]:
+        """Each room and how many sockets it holds."""
+
+    def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
+        """Deliver ``envelope`` once to each socket in any of ``rooms`` (all sockets when empty) that is
+        in none of the ``exclude`` rooms; return how many sockets it was handed to."""
+
+
+class MemoryAdapter:
+    """The in-process adapter: two dictionaries kept in step (room → ids, id → rooms)."""
+
+    def __init__(self, deliver: Callable[[str, Envelope], object]) -> None:
+        self._deliver = deliver
+        self._rooms: dict[str, set[str]] = {}
+        self._sids: dict[str, set[str]] = {}
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        mine = self._sids.setdefault(sid, set())
+        for room in rooms:
+            mine.add(room)
+            self._rooms.setdefault(room, set()).add(sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        self._sids.get(sid, set()).discard(room)
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self._rooms[room]
+
+    def delete_all(self, sid: str) -> None:
+        for room in self._sids.pop(sid, set()):
+            members = self._rooms.get(room)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self._rooms[room]
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        return set(self._sids.get(sid, ()))
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
+        rooms = list(rooms)
+        if not rooms:
+            return set(self._sids)
+        found: set[str] = set()
+        for room in rooms:
+            found |= self._rooms.get(room, set())
+        return found
+
+    def rooms(self) -> dict[str, int]:
+        return {room: len(members) for room, members in self._rooms.items()}
+
+    def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
+        targets = self.sockets(rooms)
+        excluded = self.sockets(exclude) if exclude else set()
+        count = 0
+        for sid in targets:
+            if sid not in excluded:
+                self._deliver(sid, envelope)
+                count += 1
+        return count

@@ -1,0 +1,607 @@
+"""The Socket.IO layer: namespaces, sockets, event handlers, acknowledgements and broadcasts.
+
+This is the raw realtime API, what Sails exposes as ``sails.io``::
+
+    @app.io.on("connection")
+    async def greet(socket):
+        socket.emit("welcome", {"id": socket.id})
+        socket.join("lobby")
+
+        @socket.on("chat")
+        async def chat(text):
+            app.io.to("lobby").except_(socket.id).emit("chat", text)
+            return "delivered"            # the client's ack receives "delivered"
+
+Data flows one way: an :class:`~trisails.realtime.engine.EngineSession` hands each message to the
+session's :class:`_Connection`, which decodes Socket.IO packets and routes them to the :class:`Socket` of
+their namespace. Event handlers run as tasks in the session's nursery, so a handler that waits (for an
+ack, for the database) never holds up the socket's other events, and a disconnect cancels them.
+
+The two protocol revisions differ here only in how a namespace is joined (Engine.IO v3 clients are put in
+``/`` at once and their socket id is the session id; v4 clients ask with a CONNECT packet and get a fresh
+id) and in the shape of a connect error (a string in v4 of the Socket.IO protocol, an object in v5).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError
+from ..protocol import engineio as eio
+from ..protocol import socketio as sio
+from .engine import EngineSession, Envelope, new_id
+from .rooms import Adapter, MemoryAdapter
+
+if TYPE_CHECKING:
+    from .._config import SocketSettings
+
+__all__ = ["BroadcastOperator", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
+
+log = logging.getLogger("trisails.realtime")
+
+Handler = Callable[..., Any]
+H = TypeVar("H", bound=Handler)
+RoomSpec = str | Iterable[str]
+
+#: Event names a client may not trigger: they are the server's own lifecycle callbacks.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+
+
+def _room_set(rooms: RoomSpec) -> frozenset[str]:
+    return frozenset((rooms,) if isinstance(rooms, str) else rooms)
+
+
+def _envelope(packet: sio.Packet) -> Envelope:
+    """Encode a Socket.IO packet once, as the Engine.IO messages that carry it."""
+    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)])
+
+
+def _ack_args(result: Any) -> list[Any]:
+    """A handler's return value as ack arguments: None → none, a tuple → several, anything else → one."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
+async def _call(handler: Handler, *args: Any) -> Any:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@dataclass(frozen=True)
+class SocketHandshake:
+    """How a socket connected, as Socket.IO's ``socket.handshake`` reports it."""
+
+    headers: dict[str, str]
+    query: dict[str, str]
+    auth: dict[str, Any]
+    address: str
+    url: str
+    secure: bool
+    time: float
+    issued: int
+    xdomain: bool
+
+
+class _AckWaiter:
+    __slots__ = ("args", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.args: list[Any] = []
+        self.error: BaseException | None = None
+
+
+class Socket:
+    """One client's connection to one namespace.
+
+    Everything here is safe to call from any task. :meth:`emit` never waits: the message is queued for
+    this socket's writer, and a socket that falls too far behind meets the slow-consumer policy.
+    """
+
+    def __init__(self, namespace: Namespace, connection: _Connection, sid: str, handshake: SocketHandshake) -> None:
+        self.id = sid
+        self.namespace = namespace
+        self.handshake = handshake
+        self.data: dict[str, Any] = {}
+        """Free for the application: anything it wants to remember about this socket."""
+        self.connected = False
+        self._connection = connection
+        self._events: dict[str, Handler] = {}
+        self._any: list[Handler] = []
+        self._on_disconnect: list[Handler] = []
+        self._acks: dict[int, _AckWaiter] = {}
+        self._ack_ids = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
+
+    # ----------------------------------------------------------------------------------------- handlers
+    def on(self, event: str, handler: H | None = None) -> Any:
+        """Register ``handler`` for ``event`` (usable as a decorator).
+
+        ``handler(*args)`` may be async. If the client asked for an ack, the return value is sent back:
+        ``None`` acks with no arguments, a tuple with several, anything else with one. The special event
+        ``"disconnect"`` registers ``handler(reason)``, called once when the socket goes away.
+        """
+
+        def register(fn: H) -> H:
+            if event == "disconnect":
+                self._on_disconnect.append(fn)
+            else:
+                self._events[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def on_any(self, handler: H) -> H:
+        """Register ``handler(event, *args)``, called for every event before its own handler."""
+        self._any.append(handler)
+        return handler
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` as a task that lives as long as this socket's connection, and no longer."""
+        nursery = self._connection.session.nursery
+        if nursery is None:
+            raise RuntimeError("the socket's session is not running")
+        nursery.start_soon(fn, *args)
+
+    # ----------------------------------------------------------------------------------------- sending
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` with ``args`` (JSON values and bytes) to this socket; never waits."""
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args]))
+
+    def send(self, *args: Any) -> None:
+        """Emit a ``message`` event, as Socket.IO's ``socket.send`` does."""
+        self.emit("message", *args)
+
+    async def call(self, event: str, *args: Any, timeout: float | None = ...) -> list[Any]:  # type: ignore[assignment]
+        """Emit ``event`` and wait for the client's acknowledgement; return the ack's arguments.
+
+        ``timeout`` (seconds) defaults to the ``sockets.ack_timeout`` setting. Raises :class:`AckTimeout`
+        when it passes, :class:`DisconnectedError` if the socket goes away first.
+        """
+        if timeout is ...:
+            timeout = self.namespace.server.settings.ack_timeout
+        if not self.connected:
+            raise DisconnectedError(f"socket {self.id} is not connected")
+        ack_id = next(self._ack_ids)
+        waiter = self._acks[ack_id] = _AckWaiter()
+        self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args], id=ack_id))
+        try:
+            with trio.fail_after(timeout if timeout is not None else float("inf")):
+                await waiter.done.wait()
+        except trio.TooSlowError:
+            raise AckTimeout(f"no ack for {event!r} from socket {self.id} within {timeout} s") from None
+        finally:
+            self._acks.pop(ack_id, None)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.args
+
+    def _send(self, packet: sio.Packet) -> None:
+        self._connection.session.send(_envelope(packet))
+
+    # ----------------------------------------------------------------------------------------- rooms
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms this socket is in, its own id room included."""
+        return self.namespace.adapter.socket_rooms(self.id)
+
+    def join(self, rooms: RoomSpec) -> None:
+        """Join a room, or each of several."""
+        self.namespace.adapter.add_all(self.id, _room_set(rooms))
+
+    def leave(self, room: str) -> None:
+        """Leave ``room`` (leaving a room one is not in does nothing)."""
+        self.namespace.adapter.delete(self.id, room)
+
+    def to(self, rooms: RoomSpec) -> BroadcastOperator:
+        """Broadcast to ``rooms``, leaving this socket out, as ``socket.to(room).emit()`` does in Socket.IO."""
+        return BroadcastOperator(self.namespace, _room_set(rooms), frozenset({self.id}))
+
+    in_ = to
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Broadcast to every socket of the namespace except this one."""
+        return BroadcastOperator(self.namespace, frozenset(), frozenset({self.id}))
+
+    # ----------------------------------------------------------------------------------------- lifetime
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace (the client sees "io server disconnect" and does not reconnect).
+
+        With ``close=True`` the whole underlying connection is closed too.
+        """
+        if self.connected:
+            self._send(sio.Packet(sio.PacketType.DISCONNECT, self.namespace.name))
+            self._closed("server namespace disconnect")
+        if close:
+            self._connection.session.close("forced server close")
+
+    def _closed(self, reason: str) -> None:
+        """Forget this socket: rooms, pending acks, then the disconnect handlers."""
+        if not self.connected:
+            return
+        self.connected = False
+        self._connection.forget(self)
+        self.namespace._remove(self)
+        for waiter in self._acks.values():
+            waiter.error = DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged")
+            waiter.done.set()
+        self._acks.clear()
+        for handler in self._on_disconnect:
+            self.namespace.server._spawn(self._run_disconnect_handler, handler, reason)
+
+    async def _run_disconnect_handler(self, handler: Handler, reason: str) -> None:
+        try:
+            await _call(handler, reason)
+        except Exception:
+            log.exception("disconnect handler of socket %s failed", self.id)
+
+    # ----------------------------------------------------------------------------------------- receiving
+    def _receive(self, packet: sio.Packet) -> None:
+        kind = packet.type
+        if kind in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
+            event, *args = packet.data
+            self.start_soon(self._run_handler, str(event), args, packet.id)
+        elif kind in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
+            waiter = self._acks.pop(packet.id, None) if packet.id is not None else None
+            if waiter is None:
+                log.debug("socket %s acked unknown id %s; ignored", self.id, packet.id)
+                return
+            waiter.args = list(packet.data)
+            waiter.done.set()
+        elif kind is sio.PacketType.DISCONNECT:
+            self._closed("client namespace disconnect")
+        else:
+            raise ProtocolError(f"unexpected {kind.name} packet from the client")
+
+    async def _run_handler(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        try:
+            for handler in self._any:
+                await _call(handler, event, *args)
+            handler = self._events.get(event) if event not in RESERVED_EVENTS else None
+            if handler is None:
+                if not self._any:
+                    log.debug("socket %s: no handler for event %r", self.id, event)
+                return
+            result = await _call(handler, *args)
+        except Exception:
+            log.exception("handler for %r on socket %s failed", event, self.id)
+            return
+        if ack_id is not None and self.connected:
+            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
+
+
+class BroadcastOperator:
+    """A broadcast target: some rooms (or everyone), minus some rooms. Immutable; each call narrows."""
+
+    def __init__(self, namespace: Namespace, rooms: frozenset[str] = frozenset(), exclude: frozenset[str] = frozenset()):
+        self._namespace = namespace
+        self._rooms = rooms
+        self._exclude = exclude
+
+    def to(self, rooms: RoomSpec) -> BroadcastOperator:
+        """Also target ``rooms``."""
+        return BroadcastOperator(self._namespace, self._rooms | _room_set(rooms), self._exclude)
+
+    in_ = to
+
+    def except_(self, rooms: RoomSpec) -> BroadcastOperator:
+        """Leave out every socket in ``rooms`` (a socket id is a room, so this can omit one socket)."""
+        return BroadcastOperator(self._namespace, self._rooms, self._exclude | _room_set(rooms))
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Send ``event`` to every targeted socket, encoded once; return how many sockets it was queued to.
+
+        Never waits for any member: a slow one meets the slow-consumer policy instead.
+        """
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        envelope = _envelope(sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args]))
+        return self._namespace.adapter.broadcast(envelope, self._rooms, self._exclude)
+
+    def socket_ids(self) -> set[str]:
+        """Ids of the sockets this broadcast would reach."""
+        adapter = self._namespace.adapter
+        return adapter.sockets(self._rooms) - (adapter.sockets(self._exclude) if self._exclude else set())
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every targeted socket."""
+        for sid in self.socket_ids():
+            socket = self._namespace.sockets.get(sid)
+            if socket is not None:
+                socket.disconnect(close)
+
+
+class Namespace:
+    """A namespace (``/`` by default): its sockets, its connection middleware and handlers, its rooms."""
+
+    def __init__(self, server: RealtimeServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.sockets: dict[str, Socket] = {}
+        self.adapter: Adapter = server._adapter_factory(self._deliver)
+        self._middleware: list[Handler] = []
+        self._on_connection: list[Handler] = []
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
+
+    def use(self, middleware: H) -> H:
+        """Add ``middleware(socket)``, run before a socket connects; raise :class:`ConnectionRefused` to refuse."""
+        self._middleware.append(middleware)
+        return middleware
+
+    def on(self, event: str, handler: H | None = None) -> Any:
+        """Register ``handler(socket)`` for ``"connection"`` (or its alias ``"connect"``); a decorator too.
+
+        Connection handlers run in order, awaited, before any of the socket's events are dispatched, so
+        they can register the socket's event handlers. Long-running work belongs in
+        :meth:`Socket.start_soon`.
+        """
+        if event not in ("connection", "connect"):
+            raise ValueError(f"a namespace only has the 'connection' event, not {event!r}; use socket.on() for events")
+
+        def register(fn: H) -> H:
+            self._on_connection.append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Send ``event`` to every socket of the namespace."""
+        return BroadcastOperator(self).emit(event, *args)
+
+    def to(self, rooms: RoomSpec) -> BroadcastOperator:
+        return BroadcastOperator(self, _room_set(rooms))
+
+    in_ = to
+
+    def except_(self, rooms: RoomSpec) -> BroadcastOperator:
+        return BroadcastOperator(self, frozenset(), _room_set(rooms))
+
+    def _deliver(self, sid: str, envelope: Envelope) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            socket._connection.session.send(envelope)
+
+    def _add(self, socket: Socket) -> None:
+        self.sockets[socket.id] = socket
+        self.adapter.add_all(socket.id, (socket.id,))
+
+    def _remove(self, socket: Socket) -> None:
+        self.adapter.delete_all(socket.id)
+        self.sockets.pop(socket.id, None)
+
+
+class RealtimeServer:
+    """The Socket.IO server of an App (``app.io``): namespaces, and shortcuts to the main one."""
+
+    def __init__(
+        self,
+        settings: SocketSettings,
+        *,
+        adapter_factory: Callable[[Callable[[str, Envelope], object]], Adapter] = MemoryAdapter,
+    ) -> None:
+        self.settings = settings
+        self._adapter_factory = adapter_factory
+        self._namespaces: dict[str, Namespace] = {}
+        self._nursery: trio.Nursery | None = None
+        self.of("/")
+
+    def of(self, name: str) -> Namespace:
+        """The namespace called ``name``, created on first use."""
+        if not name.startswith("/"):
+            name = "/" + name
+        namespace = self._namespaces.get(name)
+        if namespace is None:
+            namespace = self._namespaces[name] = Namespace(self, name)
+        return namespace
+
+    @property
+    def main(self) -> Namespace:
+        return self._namespaces["/"]
+
+    @property
+    def sockets(self) -> dict[str, Socket]:
+        """The sockets of the main namespace, by id."""
+        return self.main.sockets
+
+    def on(self, event: str, handler: H | None = None) -> Any:
+        return self.main.on(event, handler)
+
+    def use(self, middleware: H) -> H:
+        return self.main.use(middleware)
+
+    def emit(self, event: str, *args: Any) -> int:
+        return self.main.emit(event, *args)
+
+    def to(self, rooms: RoomSpec) -> BroadcastOperator:
+        return self.main.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: RoomSpec) -> BroadcastOperator:
+        return self.main.except_(rooms)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counts for health checks and tests: sockets and rooms per namespace."""
+        return {
+            name: {"sockets": len(ns.sockets), "rooms": len(ns.adapter.rooms())} for name, ns in self._namespaces.items()
+        }
+
+    # ----------------------------------------------------------------------------------------- internals
+    def bind(self, nursery: trio.Nursery) -> None:
+        """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
+        self._nursery = nursery
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    def attach(self, session: EngineSession) -> _Connection:
+        """Create the Socket.IO side of a new Engine.IO session (called by the transport)."""
+        return _Connection(self, session)
+
+
+@dataclass
+class _Pending:
+    """A namespace connection in progress: packets that arrive meanwhile wait here, in order."""
+
+    packets: list[sio.Packet] = field(default_factory=list)
+
+
+class _Connection:
+    """The Socket.IO side of one Engine.IO session: decodes packets, routes them to namespaces."""
+
+    def __init__(self, server: RealtimeServer, session: EngineSession) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = sio.Decoder(max_attachments=100)
+        self.sockets: dict[str, Socket] = {}
+        self._pending: dict[str, _Pending] = {}
+
+    # MessageReceiver ---------------------------------------------------------------------------------
+    def on_open(self) -> None:
+        assert self.session.nursery is not None
+        if self.session.revision == 3:
+            # Engine.IO v3 clients (Socket.IO protocol v4) are connected to "/" without asking.
+            self._begin_connect("/", auth={}, query="")
+        self.session.nursery.start_soon(self._connect_timeout)
+
+    def on_message(self, data: str | bytes) -> None:
+        packet = self.decoder.receive(data)
+        if packet is not None:
+            self._route(packet)
+
+    def on_close(self, reason: str) -> None:
+        for socket in list(self.sockets.values()):
+            socket._closed(reason)
+        self._pending.clear()
+
+    # routing -----------------------------------------------------------------------------------------
+    def _route(self, packet: sio.Packet) -> None:
+        name = packet.namespace
+        if packet.type is sio.PacketType.CONNECT:
+            if name in self.sockets or name in self._pending:
+                log.debug("session %s: repeated CONNECT for %s ignored", self.session.sid, name)
+                return
+            auth = packet.data if packet.data is not None else {}
+            if not isinstance(auth, dict):
+                raise ProtocolError("CONNECT payload must be an object")
+            self._begin_connect(name, auth=auth, query=packet.query)
+            return
+        if packet.type is sio.PacketType.CONNECT_ERROR:
+            raise ProtocolError("a client may not send CONNECT_ERROR")
+        pending = self._pending.get(name)
+        if pending is not None:
+            pending.packets.append(packet)
+            return
+        socket = self.sockets.get(name)
+        if socket is None:
+            if packet.type is sio.PacketType.DISCONNECT:
+                return
+            raise ProtocolError(f"packet for namespace {name!r}, which this client has not connected")
+        socket._receive(packet)
+
+    def forget(self, socket: Socket) -> None:
+        if self.sockets.get(socket.namespace.name) is socket:
+            del self.sockets[socket.namespace.name]
+
+    # connecting --------------------------------------------------------------------------------------
+    def _begin_connect(self, name: str, *, auth: dict[str, Any], query: str) -> None:
+        assert self.session.nursery is not None
+        self._pending[name] = _Pending()
+        self.session.nursery.start_soon(self._connect, name, auth, query)
+
+    async def _connect(self, name: str, auth: dict[str, Any], query: str) -> None:
+        namespace = self.server._namespaces.get(name)
+        if namespace is None:
+            self._pending.pop(name, None)
+            self._refuse(name, "Invalid namespace", None)
+            return
+        socket = Socket(namespace, self, self._socket_id(name), self._handshake(auth, query))
+        try:
+            for middleware in namespace._middleware:
+                await _call(middleware, socket)
+        except ConnectionRefused as refusal:
+            self._pending.pop(name, None)
+            self._refuse(name, refusal.message, refusal.data)
+            return
+        except Exception:
+            log.exception("connection middleware of %s failed", name)
+            self._pending.pop(name, None)
+            self._refuse(name, "Internal server error", None)
+            return
+        if self.session.closed:
+            return
+        socket.connected = True
+        self.sockets[name] = socket
+        namespace._add(socket)
+        payload = None if self.session.revision == 3 else {"sid": socket.id}
+        socket._send(sio.Packet(sio.PacketType.CONNECT, name, payload))
+        for handler in namespace._on_connection:
+            try:
+                await _call(handler, socket)
+            except Exception:
+                log.exception("connection handler of %s failed for socket %s", name, socket.id)
+        pending = self._pending.pop(name, _Pending())
+        for packet in pending.packets:
+            if not socket.connected:
+                break
+            try:
+                socket._receive(packet)
+            except ProtocolError as error:
+                self.session.protocol_error(error.reason)
+                return
+
+    def _refuse(self, name: str, message: str, data: Any) -> None:
+        if self.session.revision == 3:
+            payload: Any = message
+        else:
+            payload = {"message": message} if data is None else {"message": message, "data": data}
+        self.session.send(_envelope(sio.Packet(sio.PacketType.CONNECT_ERROR, name, payload)))
+
+    def _socket_id(self, name: str) -> str:
+        if self.session.revision == 3:
+            return self.session.sid if name == "/" else f"{name}#{self.session.sid}"
+        return new_id()
+
+    def _handshake(self, auth: dict[str, Any], query: str) -> SocketHandshake:
+        from urllib.parse import parse_qsl
+
+        engine = self.session.handshake
+        merged = dict(engine.query)
+        merged.update(parse_qsl(query, keep_blank_values=True))
+        return SocketHandshake(
+            headers=engine.headers,
+            query=merged,
+            auth=auth,
+            address=engine.address,
+            url=engine.url,
+            secure=engine.secure,
+            time=engine.time,
+            issued=engine.issued,
+            xdomain=engine.xdomain,
+        )
+
+    async def _connect_timeout(self) -> None:
+        await trio.sleep(self.server.settings.connect_timeout / 1000)
+        if not self.sockets and not self._pending:
+            log.info("closing session %s: no namespace connected in time", self.session.sid)
+            self.session.close("connect timeout", flush=False)
