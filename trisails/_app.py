@@ -3,9 +3,9 @@
 ``App.lift`` is the root of the task tree::
 
     App.lift                       the root nursery
-    ├── hypercorn serve            accepts HTTP and websocket connections
-    │   └── one task per connection
-    │       └── (websocket) EngineSession.run: heartbeat, reader, writer, event handlers
+    ├── listener.serve             accepts connections on the one port
+    │   └── one task per connection: hypercorn for HTTP, or for a websocket to /socket.io/
+    │       └── EngineSession.run: heartbeat, reader, writer, event handlers
     ├── EngineSession.run          one per long-polling session (they outlive single requests)
     └── disconnect handlers        short tasks that run after a socket has gone
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from ._config import Settings
 from ._errors import ConfigError
 from .protocol import engineio as eio
 from .realtime.server import RealtimeServer, _call
+from .realtime import listener
 from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
 
 __all__ = ["App"]
@@ -65,7 +65,7 @@ class App:
 
     @classmethod
     def load(cls, folder: str | Path, *, environment: str | None = None) -> App:
-        """Load an app folder (``config/*.py``, ``api/...``); see :mod:`trisails._loader`."""
+        """Load an app folder (``config/*.py``); see ``docs/howto/app-folder.md``."""
         from ._loader import load_app
 
         return load_app(cls, Path(folder), environment=environment)
@@ -102,7 +102,6 @@ class App:
         self._lower_requested = trio.Event()
         http = self.settings.http
         config = HypercornConfig()
-        config.bind = [f"{host or http.host}:{http.port if port is None else port}"]
         config.graceful_timeout = http.graceful_timeout
         config.websocket_max_message_size = self.settings.sockets.max_payload
         config.include_server_header = False
@@ -117,8 +116,19 @@ class App:
                 self._engine.bind(root)
                 for hook in self._on_lift:
                     await _call(hook, self)
-                binds = await root.start(partial(serve, self, config, shutdown_trigger=stop_serving.wait))
-                self.url = binds[0]
+                self.url = await root.start(
+                    partial(
+                        listener.serve,
+                        self,
+                        config,
+                        self._engine,
+                        host=host or http.host,
+                        port=http.port if port is None else port,
+                        path=self._engine_path,
+                        compression=self.settings.sockets.compression,
+                        shutdown_trigger=stop_serving.wait,
+                    )
+                )
                 log.info("trisails app lifted on %s", self.url)
                 task_status.started(self.url)
                 await self._lower_requested.wait()

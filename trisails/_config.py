@@ -2,7 +2,7 @@
 
 Settings are plain dataclasses grouped by the Sails config file they come from: ``config/sockets.py``
 fills :class:`SocketSettings`, ``config/http.py`` fills :class:`HttpSettings`. Every field can also be
-passed in code (``App(sockets=SocketSettings(ping_interval=300))``). Times on the wire are milliseconds,
+passed in code (``App(Settings(sockets=SocketSettings(ping_interval=300)))``). Times on the wire are milliseconds,
 as in Sails and Socket.IO, so a value copied from a Sails config means the same thing here.
 """
 
@@ -44,6 +44,9 @@ class SocketSettings:
     """Milliseconds a transport upgrade may take between the probe and the upgrade packet."""
     max_payload: int = 1_000_000
     """Largest message or polling body in bytes; larger ones close the connection (Sails allows 100 MB)."""
+    inbound_buffer: int = 256
+    """How many received events may wait for one socket's handlers (they run one at a time, in order)
+    before the client is disconnected as a flood."""
     outbound_buffer: int = 1024
     """How many messages may wait for one socket's writer before the slow-consumer policy applies."""
     slow_consumer: SlowConsumerPolicy = "disconnect"
@@ -68,8 +71,9 @@ class SocketSettings:
         for name in ("ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"sockets.{name} must be positive, got {getattr(self, name)!r}")
-        if self.outbound_buffer < 1:
-            raise ConfigError(f"sockets.outbound_buffer must be at least 1, got {self.outbound_buffer!r}")
+        for name in ("outbound_buffer", "inbound_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"sockets.{name} must be at least 1, got {getattr(self, name)!r}")
         if self.slow_consumer not in ("disconnect", "drop"):
             raise ConfigError(f"sockets.slow_consumer must be 'disconnect' or 'drop', got {self.slow_consumer!r}")
 
@@ -111,6 +115,26 @@ def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
     for name, value in values.items():
         if name not in known:
             raise ConfigError(f"{source}: unknown setting {name!r}; known settings are {', '.join(sorted(known))}")
-        if isinstance(getattr(section, name), tuple) and isinstance(value, list):
+        current = getattr(section, name)
+        if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
+        if not _same_kind(current, value):
+            raise ConfigError(
+                f"{source}: setting {name!r} takes a {type(current).__name__} (default {current!r}), got {value!r}"
+            )
         setattr(section, name, value)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` can stand where ``default`` stood: the checks a typo or a wrong unit would fail."""
+    if default is None:  # optional numbers, such as ack_timeout
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, tuple):
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    return True

@@ -72,4 +72,4 @@ class DisconnectedError(TrisailsError):
 
 
 class AckTimeout(TrisailsError):
-    """The peer did not acknowledge an emit within the timeout given to ``emit(..., timeout=)``."""
+    """The peer did not acknowledge within the timeout given to :meth:`Socket.call` (or ``sockets.ack_timeout``)."""

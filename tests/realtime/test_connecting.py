@@ -57,21 +57,26 @@ async def test_a_custom_namespace_answers_with_its_name(reference_url: str) -> N
         await ws.expect('42/custom,["message-back","hi"]')
 
 
-async def test_a_v3_client_joins_a_namespace_with_a_query() -> None:
+async def test_a_v3_client_joins_a_namespace_with_a_query_that_becomes_its_auth() -> None:
+    # socket.io-client 2.x has no auth payload; like socket.io, we hand the namespace query over as auth.
     app = reference_app()
-    seen: list[tuple[str, dict[str, str]]] = []
-    app.io.of("/custom").on("connection", lambda socket: seen.append((socket.id, socket.handshake.query)))
+    seen: list[tuple[str, dict[str, str], dict[str, str]]] = []
+    app.io.of("/custom").on(
+        "connection", lambda socket: seen.append((socket.id, socket.handshake.query, socket.handshake.auth))
+    )
     async with app.lifted() as url, raw_websocket(url, eio_revision=3, x="1") as ws:
         sid = (await ws.handshake())["sid"]
         await ws.expect("40")
         await ws.expect('42["auth",{}]')
         await ws.send("40/custom?token=t1,")
         await ws.expect("40/custom,")
-        assert seen[0][0] == f"/custom#{sid}"
-        assert seen[0][1]["token"] == "t1" and seen[0][1]["x"] == "1"
+        await ws.expect('42/custom,["auth",{"token":"t1"}]')
+        socket_id, query, auth = seen[0]
+        assert socket_id == f"/custom#{sid}"
+        assert query["x"] == "1" and auth == {"token": "t1"}
 
 
-async def test_an_unknown_namespace_gets_a_connect_error_in_each_revision_shape(reference_url: str) -> None:
+async def test_an_unknown_namespace_gets_a_connect_error(reference_url: str) -> None:
     async with raw_websocket(reference_url, eio_revision=4) as ws:
         await ws.handshake()
         await ws.send("40/nope,")
@@ -81,7 +86,7 @@ async def test_an_unknown_namespace_gets_a_connect_error_in_each_revision_shape(
         await ws.expect("40")
         await ws.expect('42["auth",{}]')
         await ws.send("40/nope,")
-        await ws.expect('44/nope,"Invalid namespace"')
+        await ws.expect('44/nope,{"message":"Invalid namespace"}')  # an object for v3 clients too, as socket.io sends it
 
 
 async def test_middleware_can_refuse_a_socket_with_a_message_and_data() -> None:
@@ -104,6 +109,10 @@ async def test_middleware_can_refuse_a_socket_with_a_message_and_data() -> None:
             await ws.handshake()
             await ws.send('40{"token":"secret"}')
             assert (await ws.receive()).startswith("40{")  # type: ignore[union-attr]
+        # a socket.io-client 2.x (Engine.IO v3) gets the refusal's data, or its message when it has none
+        async with raw_websocket(url, eio_revision=3) as ws:
+            await ws.handshake()
+            await ws.expect('44{"hint":"send a token"}')
     assert greeted == ["ada"]
 
 

@@ -15,6 +15,8 @@ import httpx
 import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
 
 from trisails.protocol import engineio as eio
 
@@ -75,6 +77,27 @@ async def close_tcp(ws: WebSocketConnection) -> None:
     the *server* closes the websocket, because its reader stops at the TCP EOF without closing.
     """
     await ws._stream.aclose()
+
+
+@asynccontextmanager
+async def never_reading_client(base: str) -> AsyncIterator[None]:
+    """A v4 websocket client that connects to ``/`` and then never reads another byte.
+
+    It speaks just enough websocket (via wsproto) to complete the upgrade and send ``40``; after that
+    the server's writes pile up in the kernel buffers, as with a stuck or hostile peer.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    try:
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host=host, target="/socket.io/?EIO=4&transport=websocket")))
+        with trio.fail_after(WAIT):
+            while not any(isinstance(e, AcceptConnection) for e in ws.events()):
+                ws.receive_data(await stream.receive_some(65536))
+        await stream.send_all(ws.send(TextMessage(data="40")))
+        yield
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 class RawPolling:

@@ -55,8 +55,8 @@ def new_id() -> str:
 class Handshake:
     """What the client told us when it connected: the first HTTP request of its session.
 
-    ``headers`` has lower-case names; ``query`` keeps the first value of each parameter, as
-    ``socket.handshake.query`` does in Socket.IO.
+    ``headers`` has lower-case names (repeated headers joined with ", "); ``query`` keeps the last
+    value of a repeated parameter.
     """
 
     headers: dict[str, str]
@@ -111,6 +111,8 @@ class WebSocketIO(Protocol):
     """The little a session needs from a websocket: send one frame, receive one, close."""
 
     async def send(self, frame: str | bytes) -> None: ...
+
+    async def send_many(self, frames: list[str | bytes]) -> None: ...  # in one write where it can
 
     async def receive(self) -> str | bytes | None: ...  # None: the peer went away
 
@@ -362,9 +364,11 @@ class EngineSession:
                 first = await self._out_recv.receive()
             except trio.EndOfChannel:
                 break
-            for envelope in self._drain_nowait(first):
-                for frame in envelope.frames(revision):
-                    await websocket.send(frame)
+            batch = self._drain_nowait(first)
+            if len(batch) == 1:
+                await websocket.send_many(first.frames(revision))
+            else:
+                await websocket.send_many([frame for envelope in batch for frame in envelope.frames(revision)])
         # Closed on our side: everything queued has been written.
         await websocket.close(self._close_code)
         if self.nursery is not None:

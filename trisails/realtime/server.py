@@ -30,6 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
 
 import trio
 
@@ -123,6 +124,9 @@ class Socket:
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, _AckWaiter] = {}
         self._ack_ids = itertools.count()
+        self._inbox, self._inbox_out = trio.open_memory_channel[tuple[str, list[Any], int | None]](
+            namespace.server.settings.inbound_buffer
+        )
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
@@ -131,7 +135,9 @@ class Socket:
     def on(self, event: str, handler: H | None = None) -> Any:
         """Register ``handler`` for ``event`` (usable as a decorator).
 
-        ``handler(*args)`` may be async. If the client asked for an ack, the return value is sent back:
+        ``handler(*args)`` may be async. A socket's events are handled one at a time, in the order they
+        arrived, as in Socket.IO; work that should not hold up the next event belongs in
+        :meth:`start_soon`. If the client asked for an ack, the return value is sent back:
         ``None`` acks with no arguments, a tuple with several, anything else with one. The special event
         ``"disconnect"`` registers ``handler(reason)``, called once when the socket goes away.
         """
@@ -195,6 +201,16 @@ class Socket:
     def _send(self, packet: sio.Packet) -> None:
         self._connection.session.send(_envelope(packet))
 
+    def statistics(self) -> dict[str, Any]:
+        """How this socket is doing: its transport, messages waiting for its writer, messages dropped."""
+        session = self._connection.session
+        return {
+            "transport": session.transport,
+            "buffered": session.statistics().current_buffer_used,
+            "dropped": session.dropped,
+            "rooms": len(self.rooms),
+        }
+
     # ----------------------------------------------------------------------------------------- rooms
     @property
     def rooms(self) -> set[str]:
@@ -237,6 +253,7 @@ class Socket:
         if not self.connected:
             return
         self.connected = False
+        self._inbox.close()
         self._connection.forget(self)
         self.namespace._remove(self)
         for waiter in self._acks.values():
@@ -257,7 +274,12 @@ class Socket:
         kind = packet.type
         if kind in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
             event, *args = packet.data
-            self.start_soon(self._run_handler, str(event), args, packet.id)
+            try:
+                self._inbox.send_nowait((str(event), args, packet.id))
+            except trio.WouldBlock:
+                raise ProtocolError(
+                    f"more than {self.namespace.server.settings.inbound_buffer} events waiting for their handlers"
+                ) from None
         elif kind in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
             waiter = self._acks.pop(packet.id, None) if packet.id is not None else None
             if waiter is None:
@@ -269,6 +291,12 @@ class Socket:
             self._closed("client namespace disconnect")
         else:
             raise ProtocolError(f"unexpected {kind.name} packet from the client")
+
+    async def _dispatch(self) -> None:
+        """Handle this socket's events one at a time, in the order they arrived (as Socket.IO does)."""
+        async with self._inbox_out:
+            async for event, args, ack_id in self._inbox_out:
+                await self._run_handler(event, args, ack_id)
 
     async def _run_handler(self, event: str, args: list[Any], ack_id: int | None) -> None:
         try:
@@ -481,7 +509,7 @@ class _Connection:
         assert self.session.nursery is not None
         if self.session.revision == 3:
             # Engine.IO v3 clients (Socket.IO protocol v4) are connected to "/" without asking.
-            self._begin_connect("/", auth={}, query="")
+            self._begin_connect("/", auth={})
         self.session.nursery.start_soon(self._connect_timeout)
 
     def on_message(self, data: str | bytes) -> None:
@@ -501,10 +529,14 @@ class _Connection:
             if name in self.sockets or name in self._pending:
                 log.debug("session %s: repeated CONNECT for %s ignored", self.session.sid, name)
                 return
-            auth = packet.data if packet.data is not None else {}
+            if self.session.revision == 3:
+                # Socket.IO v4 clients carry no auth payload; socket.io hands the namespace query as auth.
+                auth = dict(parse_qsl(packet.query, keep_blank_values=True))
+            else:
+                auth = packet.data if packet.data is not None else {}
             if not isinstance(auth, dict):
                 raise ProtocolError("CONNECT payload must be an object")
-            self._begin_connect(name, auth=auth, query=packet.query)
+            self._begin_connect(name, auth=auth)
             return
         if packet.type is sio.PacketType.CONNECT_ERROR:
             raise ProtocolError("a client may not send CONNECT_ERROR")
@@ -524,18 +556,19 @@ class _Connection:
             del self.sockets[socket.namespace.name]
 
     # connecting --------------------------------------------------------------------------------------
-    def _begin_connect(self, name: str, *, auth: dict[str, Any], query: str) -> None:
+    def _begin_connect(self, name: str, *, auth: dict[str, Any]) -> None:
         assert self.session.nursery is not None
         self._pending[name] = _Pending()
-        self.session.nursery.start_soon(self._connect, name, auth, query)
+        self.session.nursery.start_soon(self._connect, name, auth)
 
-    async def _connect(self, name: str, auth: dict[str, Any], query: str) -> None:
+    async def _connect(self, name: str, auth: dict[str, Any]) -> None:
         namespace = self.server._namespaces.get(name)
         if namespace is None:
             self._pending.pop(name, None)
-            self._refuse(name, "Invalid namespace", None)
+            # socket.io sends this one as an object to clients of both revisions
+            self.session.send(_envelope(sio.Packet(sio.PacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})))
             return
-        socket = Socket(namespace, self, self._socket_id(name), self._handshake(auth, query))
+        socket = Socket(namespace, self, self._socket_id(name), self._handshake(auth))
         try:
             for middleware in namespace._middleware:
                 await _call(middleware, socket)
@@ -560,6 +593,7 @@ class _Connection:
                 await _call(handler, socket)
             except Exception:
                 log.exception("connection handler of %s failed for socket %s", name, socket.id)
+        socket.start_soon(socket._dispatch)
         pending = self._pending.pop(name, _Pending())
         for packet in pending.packets:
             if not socket.connected:
@@ -571,8 +605,9 @@ class _Connection:
                 return
 
     def _refuse(self, name: str, message: str, data: Any) -> None:
+        """Send a middleware refusal as socket.io does: v4 clients get ``data`` (or the message), v5 both."""
         if self.session.revision == 3:
-            payload: Any = message
+            payload: Any = data if data is not None else message
         else:
             payload = {"message": message} if data is None else {"message": message, "data": data}
         self.session.send(_envelope(sio.Packet(sio.PacketType.CONNECT_ERROR, name, payload)))
@@ -582,15 +617,11 @@ class _Connection:
             return self.session.sid if name == "/" else f"{name}#{self.session.sid}"
         return new_id()
 
-    def _handshake(self, auth: dict[str, Any], query: str) -> SocketHandshake:
-        from urllib.parse import parse_qsl
-
+    def _handshake(self, auth: dict[str, Any]) -> SocketHandshake:
         engine = self.session.handshake
-        merged = dict(engine.query)
-        merged.update(parse_qsl(query, keep_blank_values=True))
         return SocketHandshake(
             headers=engine.headers,
-            query=merged,
+            query=engine.query,
             auth=auth,
             address=engine.address,
             url=engine.url,

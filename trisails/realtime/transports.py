@@ -1,8 +1,11 @@
-"""The Engine.IO endpoint as a plain ASGI app: websocket and HTTP long-polling at ``/socket.io/``.
+"""The Engine.IO endpoint: websocket and HTTP long-polling at ``/socket.io/``.
 
-It sits in front of the quart-trio app (see :class:`trisails.App`), which then only sees ordinary HTTP.
-This module turns ASGI messages into calls on :class:`~trisails.realtime.engine.EngineSession` and
-back; it holds no protocol rules of its own beyond the handshake checks, done in Engine.IO's order:
+Long-polling is a plain ASGI app in front of the quart-trio app (see :class:`trisails.App`), which then
+only sees ordinary HTTP. Websockets reach :meth:`EngineIOEndpoint.serve_websocket` by two roads: the
+direct one (:mod:`trisails.realtime.listener` reads the upgrade on the trio stream itself) and, for an
+upgrade that arrives on a kept-alive HTTP connection, through hypercorn's ASGI websocket. Both end in the
+same checks and the same session code. This module holds no protocol rules of its own beyond the
+handshake checks, done in Engine.IO's order:
 
 1. ``EIO`` must be 3 or 4, else ``{"code":5,"message":"Unsupported protocol version"}``;
 2. ``transport`` must be an allowed transport, else ``{"code":0,"message":"Transport unknown"}``;
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -24,7 +28,7 @@ from urllib.parse import parse_qsl
 import trio
 
 from ..protocol import engineio as eio
-from .engine import EngineSession, Envelope, Handshake, OverlappingPoll, SessionRegistry, new_id
+from .engine import EngineSession, Envelope, Handshake, OverlappingPoll, SessionRegistry, WebSocketIO, new_id
 
 if TYPE_CHECKING:
     from .._config import SocketSettings
@@ -59,6 +63,10 @@ class _AsgiWebSocket:
         else:
             await self._send({"type": "websocket.send", "bytes": frame})
 
+    async def send_many(self, frames: list[str | bytes]) -> None:
+        for frame in frames:
+            await self.send(frame)
+
     async def receive(self) -> str | bytes | None:
         message = await self._receive()
         if message["type"] == "websocket.receive":
@@ -88,60 +96,77 @@ class EngineIOEndpoint:
         """Give the endpoint the nursery that owns long-polling sessions (the App's root nursery)."""
         self._nursery = nursery
 
+    @property
+    def max_payload(self) -> int:
+        return self._settings.max_payload
+
     # ----------------------------------------------------------------------------------------- dispatch
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        eio_param = query.get("EIO")
-        transport = query.get("transport")
-        is_websocket = scope["type"] == "websocket"
-        error: eio.HandshakeError | None = None
-        if eio_param not in ("3", "4"):
-            error = eio.HandshakeError.UNSUPPORTED_PROTOCOL_VERSION
-        elif transport not in self._settings.transports:
-            error = eio.HandshakeError.UNKNOWN_TRANSPORT
-        elif is_websocket != (transport == "websocket"):
-            error = eio.HandshakeError.BAD_REQUEST
-        if error is not None:
-            log.info("refused Engine.IO handshake from %s: %s", _address(scope), error.message)
-            await self._refuse(scope, send, error)
-            return
-        revision = eio.parse_revision(eio_param)
-        sid = query.get("sid")
-        session = self.sessions.get(sid) if sid else None
-        if sid and (session is None or session.closed):
-            await self._refuse(scope, send, eio.HandshakeError.UNKNOWN_SID)
-            return
-        if session is not None and session.revision != revision:
-            await self._refuse(scope, send, eio.HandshakeError.BAD_REQUEST)
-            return
-        if is_websocket:
-            await self._websocket(scope, receive, send, query, revision, session)
-        elif session is not None:
-            await self._poll_request(scope, receive, send, session)
-        elif scope["method"] != "GET":
-            await self._refuse(scope, send, eio.HandshakeError.BAD_HANDSHAKE_METHOD)
-        else:
-            await self._open_polling(scope, send, query, revision)
-
-    async def _refuse(self, scope: Scope, send: Send, error: eio.HandshakeError) -> None:
+        """The ASGI app: long-polling requests, and websockets that arrive through hypercorn."""
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
         if scope["type"] == "websocket":
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 400,
-                    "headers": [(b"content-type", b"text/html"), (b"connection", b"close")],
-                }
+            if (await receive())["type"] != "websocket.connect":
+                return
+            await self.serve_websocket(
+                query=query,
+                path=scope.get("path", "/"),
+                raw_query=raw_query,
+                headers=list(scope.get("headers", ())),
+                address=_address(scope),
+                secure=scope.get("scheme") == "wss",
+                accept=partial(_accept_asgi, receive, send),
+                refuse=partial(_refuse_asgi, send),
             )
-            await send({"type": "websocket.http.response.body", "body": error.message.encode()})
-        else:
+            return
+        error = self._check(query, websocket=False)
+        if error is not None:
+            log.info("refused Engine.IO request from %s: %s", _address(scope), error.message)
             await _respond(send, error.status, error.body(), "application/json")
+            return
+        sid = query.get("sid")
+        if sid:
+            # A closed polling session still answers GETs until its last packets (the close) are taken.
+            session = self._find(sid, query, allow_closed=scope["method"] == "GET")
+            if isinstance(session, eio.HandshakeError):
+                await _respond(send, session.status, session.body(), "application/json")
+            else:
+                await self._poll_request(scope, receive, send, session)
+        elif scope["method"] != "GET":
+            error = eio.HandshakeError.BAD_HANDSHAKE_METHOD
+            await _respond(send, error.status, error.body(), "application/json")
+        else:
+            handshake = _handshake(
+                list(scope.get("headers", ())), query, scope.get("path", "/"), raw_query, _address(scope),
+                scope.get("scheme") == "https",
+            )
+            await self._open_polling(send, handshake, query)
 
-    def _new_session(self, scope: Scope, query: dict[str, str], revision: int, transport: str) -> EngineSession:
+    def _check(self, query: dict[str, str], *, websocket: bool) -> eio.HandshakeError | None:
+        """The handshake checks every request passes, in Engine.IO's order."""
+        if query.get("EIO") not in ("3", "4"):
+            return eio.HandshakeError.UNSUPPORTED_PROTOCOL_VERSION
+        transport = query.get("transport")
+        if transport not in self._settings.transports:
+            return eio.HandshakeError.UNKNOWN_TRANSPORT
+        if websocket != (transport == "websocket"):
+            return eio.HandshakeError.BAD_REQUEST
+        return None
+
+    def _find(self, sid: str, query: dict[str, str], *, allow_closed: bool = False) -> EngineSession | eio.HandshakeError:
+        session = self.sessions.get(sid)
+        if session is None or (session.closed and not allow_closed):
+            return eio.HandshakeError.UNKNOWN_SID
+        if session.revision != eio.parse_revision(query.get("EIO")):
+            return eio.HandshakeError.BAD_REQUEST
+        return session
+
+    def _new_session(self, handshake: Handshake, query: dict[str, str], transport: str) -> EngineSession:
         session = EngineSession(
             sid=new_id(),
-            revision=revision,
+            revision=eio.parse_revision(query.get("EIO")),
             transport=transport,
-            handshake=_handshake(scope, query),
+            handshake=handshake,
             settings=self._settings,
             b64=query.get("b64") in ("1", "true"),
         )
@@ -166,43 +191,58 @@ class EngineIOEndpoint:
         return session
 
     # ----------------------------------------------------------------------------------------- websocket
-    async def _websocket(
+    async def serve_websocket(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        *,
         query: dict[str, str],
-        revision: int,
-        session: EngineSession | None,
+        path: str,
+        raw_query: str,
+        headers: list[tuple[bytes, bytes]],
+        address: str,
+        secure: bool,
+        accept: Callable[[], Awaitable[WebSocketIO]],
+        refuse: Callable[[int, bytes], Awaitable[None]],
     ) -> None:
-        message = await receive()
-        if message["type"] != "websocket.connect":
+        """Serve one websocket upgrade request, whichever server read it: check, accept, run, close.
+
+        ``accept`` completes the upgrade and returns the websocket; ``refuse(status, body)`` answers
+        with a plain HTTP error instead, as engine.io does for a rejected upgrade.
+        """
+        error = self._check(query, websocket=True)
+        session: EngineSession | eio.HandshakeError | None = None
+        if error is None and query.get("sid"):
+            session = self._find(query["sid"], query)
+            if isinstance(session, eio.HandshakeError):
+                error = session
+            elif session.transport != "polling" or not self._settings.allow_upgrades:
+                error = eio.HandshakeError.BAD_REQUEST
+        if error is not None:
+            log.info("refused Engine.IO websocket from %s: %s", address, error.message)
+            await refuse(400, error.message.encode())
             return
-        if session is not None and (session.transport != "polling" or not self._settings.allow_upgrades):
-            await self._refuse(scope, send, eio.HandshakeError.BAD_REQUEST)
-            return
-        await send({"type": "websocket.accept"})
-        websocket = _AsgiWebSocket(receive, send)
-        if session is not None:
+        websocket = await accept()
+        if isinstance(session, EngineSession):
             if not await session.upgrade(websocket):
                 await websocket.close(1000)
             return
-        session = self._new_session(scope, query, revision, "websocket")
+        handshake = _handshake(headers, query, path, raw_query, address, secure)
+        session = self._new_session(handshake, query, "websocket")
         await session.run(websocket, on_end=self.sessions.discard)
         await websocket.close(1000)
 
     # ----------------------------------------------------------------------------------------- polling
-    async def _open_polling(self, scope: Scope, send: Send, query: dict[str, str], revision: int) -> None:
+    async def _open_polling(self, send: Send, handshake: Handshake, query: dict[str, str]) -> None:
         if self._nursery is None:
             await _respond(send, 503, b"server is not lifted", "text/plain")
             return
-        session = self._new_session(scope, query, revision, "polling")
-        await self._nursery.start(lambda task_status: session.run(on_end=self.sessions.discard, task_status=task_status))
+        session = self._new_session(handshake, query, "polling")
+        await self._nursery.start(partial(session.run, on_end=self.sessions.discard))
         await self._answer_poll(send, session)
 
     async def _poll_request(self, scope: Scope, receive: Receive, send: Send, session: EngineSession) -> None:
         if session.transport != "polling":
-            await self._refuse(scope, send, eio.HandshakeError.BAD_REQUEST)
+            error = eio.HandshakeError.BAD_REQUEST
+            await _respond(send, error.status, error.body(), "application/json")
             return
         if scope["method"] == "GET":
             await self._answer_poll(send, session)
@@ -216,7 +256,8 @@ class EngineIOEndpoint:
             session.receive_payload(body, content_type)
             await _respond(send, 200, b"ok", "text/html")
         else:
-            await self._refuse(scope, send, eio.HandshakeError.BAD_HANDSHAKE_METHOD)
+            error = eio.HandshakeError.BAD_HANDSHAKE_METHOD
+            await _respond(send, error.status, error.body(), "application/json")
 
     async def _answer_poll(self, send: Send, session: EngineSession) -> None:
         try:
@@ -235,7 +276,7 @@ def _address(scope: Scope) -> str:
     return client[0] if client else ""
 
 
-def _header(scope: Scope, name: str) -> str | None:
+def _header(scope: Scope, name: str) -> str | None:  # noqa: D103
     wanted = name.encode()
     for key, value in scope.get("headers", ()):
         if key.lower() == wanted:
@@ -243,21 +284,37 @@ def _header(scope: Scope, name: str) -> str | None:
     return None
 
 
-def _handshake(scope: Scope, query: dict[str, str]) -> Handshake:
+def _handshake(
+    raw_headers: list[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
+) -> Handshake:
     headers: dict[str, str] = {}
-    for key, value in scope.get("headers", ()):
+    for key, value in raw_headers:
         name = key.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers[name] = f"{headers[name]}, {text}" if name in headers else text
-    raw_query = scope.get("query_string", b"").decode("latin-1")
-    url = scope.get("path", "/") + (f"?{raw_query}" if raw_query else "")
     return Handshake(
         headers=headers,
         query=query,
-        address=_address(scope),
-        url=url,
-        secure=scope.get("scheme") in ("https", "wss"),
+        address=address,
+        url=path + (f"?{raw_query}" if raw_query else ""),
+        secure=secure,
     )
+
+
+async def _accept_asgi(receive: Receive, send: Send) -> _AsgiWebSocket:
+    await send({"type": "websocket.accept"})
+    return _AsgiWebSocket(receive, send)
+
+
+async def _refuse_asgi(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/html"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -1,0 +1,150 @@
+"""Rooms and broadcasts: who receives what, once, and a slow member never holds anyone up."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import trio
+
+from tests.realtime.test_events import connect_v4
+from tests.support.raw import RawWebSocket, never_reading_client, raw_websocket
+from trisails import App, Settings, Socket, SocketSettings
+
+
+def room_app(settings: Settings | None = None) -> App:
+    """Clients join rooms with a ``join`` event and the test broadcasts through ``app.io``."""
+    app = App(settings)
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        socket.on("join", lambda room: socket.join(room))
+        socket.on("leave", lambda room: socket.leave(room))
+        socket.on("shout", lambda room, text: socket.to(room).emit("shout", text))
+
+    return app
+
+
+async def open_clients(stack: AsyncExitStack, url: str, count: int) -> list[tuple[RawWebSocket, str]]:
+    clients = []
+    for _ in range(count):
+        ws = await stack.enter_async_context(raw_websocket(url))
+        clients.append((ws, await connect_v4(ws)))
+    return clients
+
+
+async def join(ws: RawWebSocket, room: str) -> None:
+    await ws.send(f'4299["join","{room}"]')
+    await ws.expect("4399[]")
+
+
+async def test_a_broadcast_reaches_the_room_once_even_when_rooms_overlap() -> None:
+    app = room_app()
+    async with app.lifted() as url, AsyncExitStack() as stack:
+        (a, a_id), (b, _), (c, _) = await open_clients(stack, url, 3)
+        await join(a, "red")
+        await join(a, "blue")
+        await join(b, "blue")
+        assert app.io.to(["red", "blue"]).emit("news", 1) == 2
+        await a.expect('42["news",1]')
+        await b.expect('42["news",1]')
+        # except_ leaves out a room; a socket id is a room of its own
+        assert app.io.to("blue").except_(a_id).emit("news", 2) == 1
+        await b.expect('42["news",2]')
+        assert app.io.emit("all", 3) == 3
+        for ws in (a, b, c):
+            await ws.expect('42["all",3]')
+        # nothing else arrived: a's next frame is the answer to a fresh request
+        await a.send('42100["join","x"]')
+        await a.expect("43100[]")
+
+
+async def test_socket_to_leaves_out_the_sender() -> None:
+    app = room_app()
+    async with app.lifted() as url, AsyncExitStack() as stack:
+        (a, _), (b, _) = await open_clients(stack, url, 2)
+        await join(a, "chat")
+        await join(b, "chat")
+        await a.send('42["shout","chat","hi"]')
+        await b.expect('42["shout","hi"]')
+        await a.send('4299["join","x"]')
+        await a.expect("4399[]")
+
+
+async def test_leaving_and_disconnecting_take_a_socket_out_of_its_rooms() -> None:
+    app = room_app()
+    async with app.lifted() as url, AsyncExitStack() as stack:
+        (a, a_id), (b, b_id) = await open_clients(stack, url, 2)
+        await join(a, "r")
+        await join(b, "r")
+        assert app.io.to("r").socket_ids() == {a_id, b_id}
+        await a.send('4298["leave","r"]')
+        await a.expect("4398[]")
+        assert app.io.to("r").socket_ids() == {b_id}
+        await b.send("41")
+        with trio.fail_after(5):
+            while app.io.to("r").socket_ids():
+                await trio.sleep(0.01)
+        assert app.io.main.adapter.rooms() == {a_id: 1}
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_the_others_keep_receiving() -> None:
+    settings = Settings(sockets=SocketSettings(outbound_buffer=8))
+    app = room_app(settings)
+    reasons: list[str] = []
+    app.io.on("connection", lambda socket: socket.on("disconnect", reasons.append))
+    payload = "x" * 100_000
+    async with app.lifted() as url, raw_websocket(url) as reader, never_reading_client(url):
+        await connect_v4(reader)
+        with trio.fail_after(5):
+            while len(app.io.sockets) < 2:
+                await trio.sleep(0.01)
+        with trio.fail_after(20):
+            for i in range(400):  # 40 MB at most: far more than the kernel buffers of the stuck one hold
+                app.io.emit("bulk", i, payload)
+                frame = await reader.receive()
+                assert isinstance(frame, str) and frame.startswith(f'42["bulk",{i},')
+                if reasons:
+                    break
+        assert reasons == ["slow consumer"]
+        assert len(app.io.sockets) == 1
+        app.io.emit("after", 1)
+        await reader.expect('42["after",1]')
+
+
+async def test_the_drop_policy_skips_messages_for_a_slow_socket_but_keeps_it() -> None:
+    settings = Settings(sockets=SocketSettings(outbound_buffer=4, slow_consumer="drop"))
+    app = room_app(settings)
+    async with app.lifted() as url, raw_websocket(url) as ws:
+        await connect_v4(ws)
+        for i in range(50):  # far more than the buffer holds, with no checkpoint for the writer
+            app.io.emit("tick", i)
+        (socket,) = app.io.sockets.values()
+        frames = [await ws.receive()]
+        with trio.fail_after(5):
+            while socket.statistics()["buffered"]:
+                await trio.sleep(0.01)
+        assert socket.statistics()["dropped"] >= 45
+        app.io.emit("tick", "later")
+        while frames[-1] != '42["tick","later"]':
+            frames.append(await ws.receive())
+        # the first few fitted (the buffer, plus one handed straight to the idle writer); the rest were dropped
+        kept = len(frames) - 1
+        assert 4 <= kept <= 5
+        assert frames[:kept] == [f'42["tick",{i}]' for i in range(kept)]
+        assert len(app.io.sockets) == 1
+
+
+async def test_namespaces_have_rooms_of_their_own() -> None:
+    app = App()
+    custom = app.io.of("/custom")
+    custom.on("connection", lambda socket: socket.join("room"))
+    app.io.on("connection", lambda socket: socket.join("room"))
+    async with app.lifted() as url, raw_websocket(url) as main_ws, raw_websocket(url) as custom_ws:
+        await connect_v4(main_ws)
+        await custom_ws.handshake()
+        await custom_ws.send("40/custom,")
+        await custom_ws.receive()
+        assert custom.to("room").emit("only-custom") == 1
+        await custom_ws.expect('42/custom,["only-custom"]')
+        assert app.io.to("room").emit("only-main") == 1
+        await main_ws.expect('42["only-main"]')
