@@ -164,6 +164,7 @@ class EngineSession:
         self._settings = settings
         self._out_send, self._out_recv = trio.open_memory_channel[Envelope](settings.outbound_buffer)
         self._closed = trio.Event()
+        self._ended = trio.Event()  # run() has finished: no task of this session is left
         self._flush_on_close = True
         self._close_code = 1000
         self._last_ping = trio.current_time()
@@ -211,6 +212,7 @@ class EngineSession:
             self._closed.set()
         finally:
             self.state = SessionState.CLOSED
+            self._ended.set()
             if on_end is not None:
                 on_end(self)
             if self.receiver is not None:
@@ -218,6 +220,11 @@ class EngineSession:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    @property
+    def close_code(self) -> int:
+        """The websocket close code for how the session ended (1000, 1001 going away, 1002 protocol error)."""
+        return self._close_code
 
     @property
     def closed(self) -> bool:
@@ -259,7 +266,7 @@ class EngineSession:
             log.warning(
                 "closing session %s: slow consumer (%d messages waiting)", self.sid, self._settings.outbound_buffer
             )
-            self.close("slow consumer", flush=False)
+            self.close("slow consumer", flush=False, code=1008)
             return False
         except trio.ClosedResourceError:
             return False
@@ -323,7 +330,7 @@ class EngineSession:
     def protocol_error(self, reason: str) -> None:
         """Close this one session because its client broke the protocol, and say why in the log."""
         log.warning("closing session %s (%s): %s", self.sid, self.handshake.address, reason)
-        self.close(f"parse error: {reason}", flush=False)
+        self.close(f"parse error: {reason}", flush=False, code=1002)
 
     # ----------------------------------------------------------------------------------------- heartbeat
     async def _heartbeat(self) -> None:
@@ -369,8 +376,8 @@ class EngineSession:
                 await websocket.send_many(first.frames(revision))
             else:
                 await websocket.send_many([frame for envelope in batch for frame in envelope.frames(revision)])
-        # Closed on our side: everything queued has been written.
-        await websocket.close(self._close_code)
+        # Closed on our side and everything queued has been written: the session can end. The
+        # websocket's owner closes it with close_code once no task of ours reads it any more.
         if self.nursery is not None:
             self.nursery.cancel_scope.cancel()
 
@@ -378,8 +385,8 @@ class EngineSession:
         """Move a polling session to ``websocket``: the probe, then the upgrade packet.
 
         Runs in the websocket's own handler task. On success the websocket's reader and writer join the
-        session's nursery and this returns True once the session has ended; on a failed probe it returns
-        False and the session goes on polling.
+        session's nursery and this returns True once the session has ended (so the caller may close the
+        websocket); on a failed probe it returns False and the session goes on polling.
         """
         if self.nursery is None or self.state is not SessionState.OPEN:
             return False
@@ -419,7 +426,7 @@ class EngineSession:
         self._upgraded.set()
         self.nursery.start_soon(self._websocket_reader, websocket)
         self.nursery.start_soon(self._websocket_writer, websocket)
-        await self._closed.wait()
+        await self._ended.wait()
         return True
 
     # ----------------------------------------------------------------------------------------- polling

@@ -222,13 +222,13 @@ class EngineIOEndpoint:
             return
         websocket = await accept()
         if isinstance(session, EngineSession):
-            if not await session.upgrade(websocket):
-                await websocket.close(1000)
+            upgraded = await session.upgrade(websocket)
+            await websocket.close(session.close_code if upgraded else 1000)
             return
         handshake = _handshake(headers, query, path, raw_query, address, secure)
         session = self._new_session(handshake, query, "websocket")
         await session.run(websocket, on_end=self.sessions.discard)
-        await websocket.close(1000)
+        await websocket.close(session.close_code)
 
     # ----------------------------------------------------------------------------------------- polling
     async def _open_polling(self, send: Send, handshake: Handshake, query: dict[str, str]) -> None:

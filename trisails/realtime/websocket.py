@@ -31,6 +31,7 @@ __all__ = ["StreamWebSocket"]
 log = logging.getLogger("trisails.realtime")
 
 RECEIVE_SIZE = 65536
+CLOSE_TIMEOUT = 1.0
 MESSAGE_TOO_BIG = 1009
 
 
@@ -121,13 +122,33 @@ class StreamWebSocket:
                 return None
 
     async def close(self, code: int) -> None:
-        """Send a close frame with ``code`` (if the connection still allows it) and close the stream."""
+        """Close with ``code``: send the close frame, wait briefly for the peer's, then close the stream.
+
+        Waiting for the peer matters: closing a TCP socket with unread input makes the kernel reset
+        the connection, and the peer would then see 1006 instead of our code. A peer that does not read
+        at all (a slow consumer) gets one second, then the stream is closed anyway. Call this only
+        when no other task reads the websocket.
+        """
         if self.closed:
             return
-        try:
-            await self._write(self._ws.send(CloseConnection(code=code)))
-        except LocalProtocolError:
-            pass
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await self._write(self._ws.send(CloseConnection(code=code)))
+            except LocalProtocolError:
+                pass
+            while not self.closed:
+                if any(isinstance(e, CloseConnection) for e in self._ws.events()):
+                    break
+                try:
+                    chunk = await self._stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if not chunk:
+                    break
+                try:
+                    self._ws.receive_data(chunk)
+                except RemoteProtocolError:
+                    break
         await self._abort()
 
     # internals -----------------------------------------------------------------------------------------

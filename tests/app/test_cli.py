@@ -1,0 +1,99 @@
+"""`python -m trisails`: serves a folder or the demo, and stops cleanly on SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from tests.support.apps import EXAMPLES
+from tests.support.raw import close_tcp, ws_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start(*args: str) -> tuple[trio.Process, str]:
+    """Start the CLI and wait for its "serving ... on URL" line."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "trisails", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    output = b""
+    with trio.fail_after(20):
+        while b"(Ctrl-C to stop)" not in output:
+            chunk = await process.stdout.receive_some(4096)
+            assert chunk, f"the CLI exited early: {output.decode()}"
+            output += chunk
+    match = re.search(rb"on (http://\S+) \(Ctrl-C", output)
+    assert match, output
+    return process, match.group(1).decode()
+
+
+async def test_the_cli_serves_the_reference_example_and_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    process, url = await start(str(EXAMPLES / "socketio_reference"), "--port", str(port))
+    try:
+        assert url == f"http://127.0.0.1:{port}"
+        async with open_websocket_url(ws_url(url)) as ws:
+            try:
+                handshake = await ws.get_message()
+                assert '"pingInterval":300' in handshake
+                await ws.send_message("40")
+                process.send_signal(signal.SIGTERM)
+                with trio.fail_after(5):
+                    try:
+                        while True:
+                            frame = await ws.get_message()
+                            if frame == "2":
+                                await ws.send_message("3")
+                    except ConnectionClosed as closed:
+                        assert closed.reason.code == 1001
+            finally:
+                await close_tcp(ws)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_the_cli_serves_the_demo_with_no_folder_and_stops_on_ctrl_c() -> None:
+    port = free_port()
+    process, url = await start("--port", str(port))
+    try:
+        async with httpx.AsyncClient() as http:
+            assert "trisails is lifted" in (await http.get(url + "/")).text
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_the_cli_explains_a_folder_it_cannot_load(tmp_path: Path) -> None:
+    result = await trio.run_process(
+        [sys.executable, "-m", "trisails", str(tmp_path / "missing")], cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False
+    )
+    assert result.returncode == 2
+    assert b"does not exist" in result.stderr

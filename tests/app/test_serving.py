@@ -1,0 +1,111 @@
+"""Serving: HTTP routes and sockets share one port; compression is off unless asked for; the demo works."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+from trio_websocket import open_websocket_url
+
+from tests.support.raw import close_tcp, raw_websocket, ws_url
+from trisails import App, Settings, SocketSettings
+from trisails._cli import DEMO
+
+
+async def test_http_routes_and_sockets_share_the_port() -> None:
+    app = App()
+
+    @app.http.route("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    app.io.on("connection", lambda socket: socket.emit("hi"))
+    async with app.lifted() as url, httpx.AsyncClient() as http:
+        response = await http.get(url + "/hello")
+        assert response.json() == {"hello": "world"}
+        # a kept-alive HTTP connection serves several requests through hypercorn
+        assert (await http.get(url + "/hello")).status_code == 200
+        assert (await http.get(url + "/nope")).status_code == 404
+        async with raw_websocket(url) as ws:
+            await ws.handshake()
+            await ws.send("40")
+            await ws.receive()
+            await ws.expect('42["hi"]')
+
+
+async def test_a_websocket_upgrade_on_a_kept_alive_connection_goes_through_hypercorn() -> None:
+    app = App()
+    app.io.on("connection", lambda socket: socket.emit("hi"))
+    async with app.lifted() as url:
+        host, port = url.removeprefix("http://").split(":")
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            request = (
+                f"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            await stream.send_all(request.encode())
+            data = b""
+            with trio.fail_after(5):
+                while b"101 " not in data or not data.rstrip().endswith(b"}"):
+                    data += await stream.receive_some(4096)
+            assert data.startswith(b"HTTP/1.1 200")
+            assert b"HTTP/1.1 101" in data
+            assert b'\x81' in data.split(b"HTTP/1.1 101", 1)[1]  # a text frame: the open packet
+
+
+async def test_permessage_deflate_is_declined_unless_the_app_turns_it_on() -> None:
+    for compression in (False, True):
+        app = App(Settings(sockets=SocketSettings(compression=compression)))
+        async with app.lifted() as url:
+            host, port = url.removeprefix("http://").split(":")
+            stream = await trio.open_tcp_stream(host, int(port))
+            async with stream:
+                await stream.send_all(
+                    f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+                )
+                head = b""
+                with trio.fail_after(5):
+                    while b"\r\n\r\n" not in head:
+                        head += await stream.receive_some(4096)
+            assert head.startswith(b"HTTP/1.1 101")
+            assert (b"permessage-deflate" in head.lower()) is compression
+
+
+async def test_the_demo_app_serves_its_page_and_a_chat() -> None:
+    app = App.load(DEMO)
+    async with app.lifted() as url, httpx.AsyncClient() as http:
+        page = await http.get(url + "/")
+        assert page.status_code == 200 and "trisails is lifted" in page.text
+        async with raw_websocket(url) as alice, raw_websocket(url) as bob:
+            for ws in (alice, bob):
+                await ws.handshake()
+                await ws.send("40")
+                await ws.receive()
+            await alice.send('421["chat","hello bob"]')
+            await alice.expect("431[1]")
+            frame = await bob.receive()
+            assert isinstance(frame, str) and frame.startswith('42["chat",{"from":"') and '"text":"hello bob"' in frame
+            assert "Connected sockets: <strong>2</strong>" in (await http.get(url + "/")).text
+
+
+async def test_lowering_the_app_tells_every_socket_it_is_going_away() -> None:
+    app = App()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(app.lift, "127.0.0.1", 0)
+        async with open_websocket_url(ws_url(url)) as connection:
+            try:
+                await connection.get_message()  # the open packet
+                app.lower()
+                with trio.fail_after(5):
+                    try:
+                        while True:
+                            await connection.get_message()
+                    except Exception as closed:  # ConnectionClosed
+                        assert closed.reason.code == 1001  # type: ignore[attr-defined]
+            finally:
+                await close_tcp(connection)
