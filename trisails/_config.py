@@ -119,10 +119,20 @@ def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
         if not _same_kind(current, value):
-            raise ConfigError(
-                f"{source}: setting {name!r} takes a {type(current).__name__} (default {current!r}), got {value!r}"
-            )
+            raise ConfigError(f"{source}: setting {name!r} takes {_kind(current)} (default {current!r}), got {value!r}")
         setattr(section, name, value)
+
+
+def _kind(default: Any) -> str:
+    if default is None:
+        return "a number of seconds or None"
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, (int, float)):
+        return "a number"
+    if isinstance(default, tuple):
+        return "a list of strings"
+    return "a string"
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -57,8 +57,9 @@ class SocketIOError(ProtocolError):
 class ConnectionRefused(TrisailsError):
     """Raise this from connection middleware to refuse a socket.
 
-    The client receives a connect error carrying ``message`` (and, for Socket.IO v5 clients, ``data``),
-    exactly as a Socket.IO server's ``next(new Error(message))`` would produce.
+    The client receives a connect error as a Socket.IO server's ``next(err)`` produces it: v5 clients
+    (socket.io-client 3 and 4) get ``{"message": ..., "data": ...}``; v4 clients (socket.io-client 2,
+    sails.io.js) get ``data`` when there is some, else the message.
     """
 
     def __init__(self, message: str = "Not authorized", data: object = None) -> None:

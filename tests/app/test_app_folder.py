@@ -42,7 +42,7 @@ def test_a_misspelt_setting_is_named_with_the_ones_that_exist(tmp_path: Path) ->
 
 def test_a_setting_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
     write(tmp_path, {"config/sockets.py": "ping_interval = '25s'\n"})
-    with pytest.raises(AppLoadError, match=r"'ping_interval' takes a int \(default 25000\), got '25s'"):
+    with pytest.raises(AppLoadError, match=r"'ping_interval' takes a number \(default 25000\), got '25s'"):
         App.load(tmp_path)
 
 

@@ -177,3 +177,43 @@ async def test_the_server_refuses_to_emit_reserved_event_names() -> None:
     app = App()
     with pytest.raises(ValueError, match="reserved"):
         app.io.emit("connect")
+
+
+async def test_a_connection_handler_can_wait_for_the_clients_ack() -> None:
+    app = App()
+    answers: list[list[object]] = []
+
+    @app.io.on("connection")
+    async def ask_first(socket: Socket) -> None:
+        answers.append(await socket.call("name?", timeout=5))
+
+    async with app.lifted() as url, raw_websocket(url) as ws:
+        await connect_v4(ws)
+        await ws.expect('420["name?"]')
+        await ws.send('430["ada"]')
+        with trio.fail_after(5):
+            while not answers:
+                await trio.sleep(0.01)
+    assert answers == [["ada"]]
+
+
+async def test_events_are_handled_one_at_a_time_in_arrival_order() -> None:
+    app = App()
+    seen: list[int] = []
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        async def record(n: int) -> None:
+            await trio.sleep(0.001 * (n % 3))  # later events would overtake earlier ones if run concurrently
+            seen.append(n)
+
+        socket.on("n", record)
+
+    async with app.lifted() as url, raw_websocket(url) as ws:
+        await connect_v4(ws)
+        for n in range(30):
+            await ws.send(f'42["n",{n}]')
+        with trio.fail_after(5):
+            while len(seen) < 30:
+                await trio.sleep(0.01)
+    assert seen == list(range(30))

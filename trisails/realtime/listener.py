@@ -8,7 +8,7 @@ connection is handed to hypercorn's own per-connection server with the bytes alr
 front of the stream, so hypercorn sees exactly what the client sent.
 
 This relies on hypercorn internals (``TCPServer``, ``Lifespan``, ``WorkerContext``) of the pinned
-hypercorn 0.18.0; ``tests/realtime/test_listener.py`` guards the contract.
+hypercorn 0.18.0; ``tests/app/test_serving.py`` guards the contract.
 """
 
 from __future__ import annotations

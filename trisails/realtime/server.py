@@ -14,8 +14,10 @@ This is the raw realtime API, what Sails exposes as ``sails.io``::
 
 Data flows one way: an :class:`~trisails.realtime.engine.EngineSession` hands each message to the
 session's :class:`_Connection`, which decodes Socket.IO packets and routes them to the :class:`Socket` of
-their namespace. Event handlers run as tasks in the session's nursery, so a handler that waits (for an
-ack, for the database) never holds up the socket's other events, and a disconnect cancels them.
+their namespace. A socket's events go through a bounded inbox to one dispatcher task in the session's
+nursery, which handles them one at a time in arrival order, as Socket.IO does; acks bypass the inbox, so
+a handler may wait for the client's ack. A disconnect cancels the dispatcher and whatever the socket
+started with :meth:`Socket.start_soon`.
 
 The two protocol revisions differ here only in how a namespace is joined (Engine.IO v3 clients are put in
 ``/`` at once and their socket id is the session id; v4 clients ask with a CONNECT packet and get a fresh
@@ -489,9 +491,13 @@ class RealtimeServer:
 
 @dataclass
 class _Pending:
-    """A namespace connection in progress: packets that arrive meanwhile wait here, in order."""
+    """A namespace connection in progress: packets that arrive meanwhile wait here, in order.
+
+    Acks do not wait: once the socket exists, a connection handler may ``await socket.call(...)``.
+    """
 
     packets: list[sio.Packet] = field(default_factory=list)
+    socket: Socket | None = None
 
 
 class _Connection:
@@ -542,7 +548,10 @@ class _Connection:
             raise ProtocolError("a client may not send CONNECT_ERROR")
         pending = self._pending.get(name)
         if pending is not None:
-            pending.packets.append(packet)
+            if pending.socket is not None and packet.type in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
+                pending.socket._receive(packet)
+            else:
+                pending.packets.append(packet)
             return
         socket = self.sockets.get(name)
         if socket is None:
@@ -586,6 +595,8 @@ class _Connection:
         socket.connected = True
         self.sockets[name] = socket
         namespace._add(socket)
+        if name in self._pending:
+            self._pending[name].socket = socket
         payload = None if self.session.revision == 3 else {"sid": socket.id}
         socket._send(sio.Packet(sio.PacketType.CONNECT, name, payload))
         for handler in namespace._on_connection:

@@ -1,0 +1,180 @@
+"""The sails.io.js virtual request: an HTTP request carried in a Socket.IO event, answered by an ack.
+
+On the wire a virtual request is an EVENT whose name is the lower-case verb and whose one argument is an
+envelope, sent with an ack id::
+
+    420["post",{"method":"post","headers":{"x-foo":"bar"},"data":{"n":5},"url":"/chat/join?x=1"}]
+
+and the answer is an ACK carrying one JSON web response (JWR)::
+
+    430[{"body":{"joined":true},"headers":{},"statusCode":200}]
+
+This module is the pure part: it validates an envelope (:func:`parse`), checks the client SDK's version
+(:func:`sdk_version_ok`), and shapes JWRs and the ``PARSE_VIRTUAL_REQ`` error (:func:`jwr`,
+:func:`parse_error`). What a request *means* (routing, actions) lives in :mod:`trisails.web`.
+
+Two things differ from Sails on purpose: a version that is not semver is refused like an old one instead
+of crashing the server, and ``data`` or ``headers`` that are not objects are parse errors instead of
+being passed on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = [
+    "MINIMUM_SDK_VERSION",
+    "VERBS",
+    "VirtualRequest",
+    "VirtualRequestError",
+    "jwr",
+    "parse",
+    "parse_error",
+    "parse_query",
+    "sdk_version_ok",
+]
+
+#: The event names that carry virtual requests; any other event is an ordinary Socket.IO event.
+VERBS = ("get", "post", "put", "delete", "patch", "options", "head")
+
+#: Clients older than this speak a request format Sails 1 no longer understands.
+MINIMUM_SDK_VERSION = (0, 11, 0)
+
+#: What Sails assumes when a client sends no version at all (and therefore refuses it).
+ASSUMED_SDK_VERSION = "0.9.0"
+
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
+
+
+class VirtualRequestError(Exception):
+    """An envelope sails.io.js would never send; ``details`` says what is wrong, for the client."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self.details = details
+
+
+@dataclass(frozen=True)
+class VirtualRequest:
+    """A validated virtual request: what the router needs, nothing socket-specific."""
+
+    method: str
+    """Upper case, as ``req.method`` is in Sails (``"POST"``)."""
+    url: str
+    path: str
+    query: dict[str, Any]
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def sdk_version_ok(version: str | None) -> bool:
+    """Whether a client reporting ``version`` speaks the Sails 1 request format (``>= 0.11.0``).
+
+    A missing version counts as 0.9.0, as in Sails; anything that is not semver is refused.
+    """
+    match = _SEMVER.match((version or ASSUMED_SDK_VERSION).strip())
+    if match is None:
+        return False
+    return tuple(int(part) for part in match.groups()) >= MINIMUM_SDK_VERSION
+
+
+def parse_query(query: str) -> dict[str, Any]:
+    """A URL query as Express gives it: one value as a string, a repeated name as a list."""
+    result: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in result:
+            previous = result[name]
+            result[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            result[name] = value
+    return result
+
+
+def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = None) -> VirtualRequest:
+    """Validate the envelope of a ``verb`` event and build the request.
+
+    ``forced_headers`` come from the socket's handshake and win over the envelope's own (Sails forces the
+    handshake ``cookie`` and ``origin``). ``data`` becomes the body for every verb, GET included; the
+    query comes only from the URL. Raises :class:`VirtualRequestError` with the details Sails would give.
+    """
+    if not isinstance(envelope, dict):
+        raise VirtualRequestError(f"Could not parse request: expected an object, got {_describe(envelope)}")
+    url = envelope.get("url")
+    if not url:
+        raise VirtualRequestError("No url provided in request: [object Object]")
+    if not isinstance(url, str):
+        raise VirtualRequestError(f"Invalid url provided: {url}")
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not (parts.path or "/").startswith("/"):
+        raise VirtualRequestError(f"Invalid url provided: {url}")
+    data = envelope.get("data")
+    params = envelope.get("params")
+    for name, value in (("data", data), ("params", params)):
+        if value is not None and not isinstance(value, (dict, list)):
+            raise VirtualRequestError(f"Invalid {name} provided: expected an object, got {_describe(value)}")
+    if isinstance(data, list):
+        body: Any = data
+    else:
+        body = {**(params if isinstance(params, dict) else {}), **(data or {})}
+    raw_headers = envelope.get("headers")
+    if raw_headers is not None and not isinstance(raw_headers, dict):
+        raise VirtualRequestError(f"Invalid headers provided: expected an object, got {_describe(raw_headers)}")
+    headers = {
+        str(name).lower(): value if isinstance(value, str) else _stringify(value)
+        for name, value in (raw_headers or {}).items()
+        if value is not None
+    }
+    headers.update(forced_headers or {})
+    return VirtualRequest(
+        method=verb.upper(),
+        url=url,
+        path=parts.path or "/",
+        query=parse_query(parts.query),
+        body=body,
+        headers=headers,
+    )
+
+
+def jwr(body: Any, headers: dict[str, Any], status_code: int) -> dict[str, Any]:
+    """The JSON web response a virtual request's ack carries; ``set-cookie`` never leaves the server."""
+    return {
+        "body": body,
+        "headers": {k: v for k, v in headers.items() if k.lower() != "set-cookie"},
+        "statusCode": status_code,
+    }
+
+
+def parse_error(details: str, *, production: bool) -> dict[str, Any]:
+    """The ``PARSE_VIRTUAL_REQ`` error object Sails sends instead of a JWR (no stack in production)."""
+    error: dict[str, Any] = {
+        "code": "SAILS:HOOK:SOCKETS:PARSE_VIRTUAL_REQ",
+        "name": "Error (SAILS:HOOK:SOCKETS:PARSE_VIRTUAL_REQ):",
+        "status": 400,
+        "message": "Failed to parse incoming socket.io request.",
+    }
+    if not production:
+        error["stack"] = f"Error (SAILS:HOOK:SOCKETS:PARSE_VIRTUAL_REQ):: Failed to parse incoming socket.io request.\n{details}"
+    error["details"] = details
+    return error
+
+
+def old_sdk_details(version: str | None) -> str:
+    """The details of the error a too-old (or unreadable) SDK version gets."""
+    return (
+        "This version of Sails is not compatible with the socket.io/sails.io.js client SDK version you are "
+        f"using ({version or ASSUMED_SDK_VERSION}). Please see https://sailsjs.com/documentation/upgrading/to-v-0-11 "
+        "for more information-- then please continue upgrading all the way to the installed version of Sails."
+    )
+
+
+def _describe(value: Any) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

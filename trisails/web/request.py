@@ -1,0 +1,174 @@
+"""``req`` and ``res``: one request/response pair for HTTP and socket requests alike.
+
+An action never needs to know which transport carried its request (``req.is_socket`` tells it, if it
+cares). ``res`` only records what the action decided: the status, the headers, the body. The HTTP side
+turns that into an HTTP response; the socket side into a JWR ack. The default bodies follow Sails'
+default responses (``res.ok()`` answers ``"OK"``, ``res.not_found()`` ``"Not Found"``, ...).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._app import App
+    from ..realtime.server import Socket
+
+__all__ = ["Request", "Response"]
+
+_UNSET: Any = object()
+
+
+class Request:
+    """The request an action receives (``req``)."""
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        method: str,
+        url: str,
+        path: str,
+        query: dict[str, Any],
+        body: Any,
+        headers: dict[str, str],
+        ip: str,
+        socket: Socket | None = None,
+    ) -> None:
+        self.app = app
+        self.method = method.upper()
+        """The verb, upper case (``"GET"``)."""
+        self.url = url
+        """The path with its query string, as requested (``/user?limit=2``)."""
+        self.path = path
+        self.query = query
+        """The URL's query parameters (a repeated name gives a list). Never the body."""
+        self.body = body
+        """The request body: JSON or form fields over HTTP, ``data`` of a virtual request."""
+        self.headers = headers
+        """Request headers with lower-case names."""
+        self.ip = ip
+        self.socket = socket
+        """The :class:`~trisails.Socket` a virtual request came from; ``None`` over HTTP."""
+        self.params: dict[str, Any] = {}
+        """Route parameters: ``{"id": "7"}`` for ``/user/:id``."""
+        self.options: dict[str, Any] = {}
+        """Options the route bound to this request (a route target dict's extra keys)."""
+
+    @property
+    def is_socket(self) -> bool:
+        """True for a virtual request over a socket, False over plain HTTP."""
+        return self.socket is not None
+
+    @property
+    def wants_json(self) -> bool:
+        """Whether the client prefers JSON; always true for socket requests, as in Sails."""
+        return self.is_socket or "json" in self.headers.get("accept", "") or "json" in self.headers.get(
+            "content-type", ""
+        )
+
+    def all_params(self) -> dict[str, Any]:
+        """Query, body and route parameters merged (route parameters win, then the body), as in Sails."""
+        merged = dict(self.query)
+        if isinstance(self.body, dict):
+            merged.update(self.body)
+        merged.update(self.params)
+        return merged
+
+    def param(self, name: str, default: Any = None) -> Any:
+        """One parameter, looked up in route parameters, then the body, then the query."""
+        if name in self.params:
+            return self.params[name]
+        if isinstance(self.body, dict) and name in self.body:
+            return self.body[name]
+        return self.query.get(name, default)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}{' (socket)' if self.is_socket else ''}>"
+
+
+class Response:
+    """What an action answers (``res``): call one of the sending methods once.
+
+    The setters return the response, so they chain: ``res.status(201).set("X-Id", "7").json(record)``.
+    """
+
+    def __init__(self, *, production: bool = False) -> None:
+        self.status_code = 200
+        self.headers: dict[str, str] = {}
+        self.body: Any = _UNSET
+        self.sent = False
+        self._production = production
+
+    # setters -----------------------------------------------------------------------------------------
+    def status(self, code: int) -> Response:
+        """Set the status code for the body sent next."""
+        self.status_code = int(code)
+        return self
+
+    def set(self, name: str | dict[str, str], value: str | None = None) -> Response:
+        """Set a response header, or several from a dict."""
+        items = name.items() if isinstance(name, dict) else [(name, value)]
+        for key, val in items:
+            self.headers[str(key)] = str(val)
+        return self
+
+    # senders -----------------------------------------------------------------------------------------
+    def send(self, body: Any = _UNSET) -> None:
+        """Send ``body`` as it is (a str, JSON-able data or bytes) with the current status."""
+        if self.sent:
+            raise RuntimeError("this response was already sent; an action answers once")
+        self.sent = True
+        self.body = "" if body is _UNSET else body
+
+    def json(self, data: Any = None) -> None:
+        """Send ``data`` as JSON."""
+        self.send(data)
+
+    def ok(self, data: Any = _UNSET) -> None:
+        """200, with ``data`` or ``"OK"``."""
+        self.status(200).send("OK" if data is _UNSET else data)
+
+    def created(self, data: Any = _UNSET) -> None:
+        """201, with ``data`` or ``"Created"``."""
+        self.status(201).send("Created" if data is _UNSET else data)
+
+    def bad_request(self, data: Any = _UNSET) -> None:
+        """400, with ``data`` (say what is wrong) or ``"Bad Request"``."""
+        self.status(400).send(self._describe(data, "Bad Request"))
+
+    def forbidden(self, data: Any = _UNSET) -> None:
+        """403, with ``data`` or ``"Forbidden"``."""
+        self.status(403).send(self._describe(data, "Forbidden"))
+
+    def not_found(self, data: Any = _UNSET) -> None:
+        """404, with ``data`` or ``"Not Found"``."""
+        self.status(404).send(self._describe(data, "Not Found"))
+
+    def server_error(self, error: Any = _UNSET) -> None:
+        """500. In development the body is the error (a traceback for an exception); in production
+        it is always ``"Internal Server Error"``, so no stack ever reaches a client."""
+        if self._production or error is _UNSET:
+            body: Any = "Internal Server Error"
+        elif isinstance(error, BaseException):
+            body = "".join(traceback.format_exception(error))
+        else:
+            body = error
+        self.status(500).send(body)
+
+    def redirect(self, url: str, status: int = 302) -> None:
+        """Redirect to ``url`` (302 unless told otherwise)."""
+        self.set("location", url)
+        self.headers.setdefault("content-type", "text/html")
+        self.status(status).send(f"Redirecting to {url}")
+
+    def _describe(self, data: Any, default: str) -> Any:
+        if data is _UNSET or data is None:
+            return default
+        if isinstance(data, BaseException):
+            return default if self._production else repr(data)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status_code}{' sent' if self.sent else ''}>"
