@@ -5,6 +5,9 @@ are documented separately in :mod:`trisails.protocol`.
 """
 
 from ._app import App as App
+from ._config import BlueprintSettings as BlueprintSettings
+from ._current import NoAppRunning as NoAppRunning
+from ._current import sails as sails
 from ._config import HttpSettings as HttpSettings
 from ._config import Settings as Settings
 from ._config import SocketSettings as SocketSettings
@@ -23,6 +26,10 @@ from .realtime.server import Namespace as Namespace
 from .realtime.server import RealtimeServer as RealtimeServer
 from .realtime.server import Socket as Socket
 from .realtime.server import SocketHandshake as SocketHandshake
+from .sockets import NoSuchSocket as NoSuchSocket
+from .sockets import Sockets as Sockets
+from .web.request import Request as Request
+from .web.request import Response as Response
 
 __version__ = "0.1.0"
 
@@ -30,6 +37,7 @@ __all__ = [
     "AckTimeout",
     "App",
     "AppLoadError",
+    "BlueprintSettings",
     "BroadcastOperator",
     "ConfigError",
     "ConnectionRefused",
@@ -38,12 +46,18 @@ __all__ = [
     "Handshake",
     "HttpSettings",
     "Namespace",
+    "NoAppRunning",
+    "NoSuchSocket",
     "ProtocolError",
     "RealtimeServer",
+    "Request",
+    "Response",
     "Settings",
     "Socket",
     "SocketHandshake",
     "SocketIOError",
     "SocketSettings",
+    "Sockets",
     "TrisailsError",
+    "sails",
 ]

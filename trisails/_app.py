@@ -30,8 +30,12 @@ from ._config import Settings
 from ._errors import ConfigError
 from .protocol import engineio as eio
 from .realtime.server import RealtimeServer, _call
+from ._current import current_app
 from .realtime import listener
 from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
+from .sockets import Sockets
+from .web import http, virtual
+from .web.router import Action, Router
 
 __all__ = ["App"]
 
@@ -58,7 +62,13 @@ class App:
         """The quart-trio app that serves plain HTTP."""
         self.url: str | None = None
         """The base URL the app listens on, once lifted (``http://127.0.0.1:1337``)."""
+        self.router = Router()
+        """The route table shared by HTTP and socket requests."""
+        self.sockets = Sockets(self)
+        """The ``sails.sockets`` API: rooms and messages for the main namespace."""
         self._engine = EngineIOEndpoint(self.io, self.settings.sockets)
+        self.io.on("connection", partial(virtual.attach, self))
+        self._http_installed = False
         self._on_lift: list[LiftHook] = []
         self._lower_requested: trio.Event | None = None
         self._engine_path = self.settings.sockets.path.rstrip("/")
@@ -69,6 +79,20 @@ class App:
         from ._loader import load_app
 
         return load_app(cls, Path(folder), environment=environment)
+
+    def route(self, spec: str, target: Action | str | dict[str, Any]) -> None:
+        """Add a route, as a line of ``config/routes.py`` would: ``app.route("GET /user/:id", "user.find")``."""
+        self.router.add(spec, target)
+
+    def action(self, name: str, fn: Action | None = None) -> Any:
+        """Register ``fn(req, res)`` as the action ``name`` (``"say/hello"``), with its action route
+        unless ``blueprints.actions`` is off. Usable as a decorator: ``@app.action("say/hello")``."""
+
+        def register(action: Action) -> Action:
+            self.router.add_action(name, action, route=self.settings.blueprints.actions)
+            return action
+
+        return register(fn) if fn is not None else register
 
     def on_lift(self, hook: LiftHook) -> LiftHook:
         """Register ``hook(app)`` (sync or async) to run when the app lifts, before it accepts connections."""
@@ -100,9 +124,10 @@ class App:
         if self._lower_requested is not None:
             raise ConfigError("this App is already lifted; lower it before lifting it again")
         self._lower_requested = trio.Event()
-        http = self.settings.http
+        current_app.set(self)
+        http_settings = self.settings.http
         config = HypercornConfig()
-        config.graceful_timeout = http.graceful_timeout
+        config.graceful_timeout = http_settings.graceful_timeout
         config.websocket_max_message_size = self.settings.sockets.max_payload
         config.include_server_header = False
         config.accesslog = None
@@ -116,14 +141,18 @@ class App:
                 self._engine.bind(root)
                 for hook in self._on_lift:
                     await _call(hook, self)
+                if not self._http_installed:
+                    # last, so routes the app added to app.http itself take precedence
+                    http.install(self)
+                    self._http_installed = True
                 self.url = await root.start(
                     partial(
                         listener.serve,
                         self,
                         config,
                         self._engine,
-                        host=host or http.host,
-                        port=http.port if port is None else port,
+                        host=host or http_settings.host,
+                        port=http_settings.port if port is None else port,
                         path=self._engine_path,
                         compression=self.settings.sockets.compression,
                         shutdown_trigger=stop_serving.wait,

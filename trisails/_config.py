@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 
-__all__ = ["HttpSettings", "Settings", "SocketSettings"]
+__all__ = ["BlueprintSettings", "HttpSettings", "Settings", "SocketSettings"]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
 
@@ -79,6 +79,15 @@ class SocketSettings:
 
 
 @dataclass
+class BlueprintSettings:
+    """Which routes trisails makes for you (``config/blueprints.py``)."""
+
+    actions: bool = True
+    """Give every controller function a route of its own: ``/say/hello`` for ``api/controllers/say.py``'s
+    ``hello``, for any verb. Explicit routes in ``config/routes.py`` always come first."""
+
+
+@dataclass
 class HttpSettings:
     """Where the app listens (``config/http.py``); the CLI's ``--host`` and ``--port`` override these."""
 
@@ -95,6 +104,7 @@ class Settings:
     environment: Literal["development", "production"] = "development"
     sockets: SocketSettings = field(default_factory=SocketSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    blueprints: BlueprintSettings = field(default_factory=BlueprintSettings)
 
     @property
     def production(self) -> bool:

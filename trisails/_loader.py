@@ -3,9 +3,13 @@
 An app folder is sugar over the programmatic API; everything it declares can be declared in code::
 
     myapp/
-      config/sockets.py     settings for app.settings.sockets (ping_interval = 25000, ...)
-      config/http.py        settings for app.settings.http (port = 1337, ...)
-      config/bootstrap.py   def bootstrap(app): ...  (sync or async) runs when the app lifts
+      api/controllers/say.py  actions: every public function, ``async def hello(req, res)`` is ``say/hello``
+      config/routes.py        routes = {"GET /hello": "say.hello", ...}
+      config/sockets.py       settings for app.settings.sockets (ping_interval = 25000, ...)
+      config/http.py          settings for app.settings.http (port = 1337, ...)
+      config/blueprints.py    settings for app.settings.blueprints (actions = True)
+      config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
+      assets/                 static files served at /
 
 A config module's settings are its public names (or its ``__all__``); a name the section does not know
 is an error that lists the ones it does, so a typo never passes silently.
@@ -30,8 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("trisails")
 
 #: config file → the Settings attribute it fills
-SECTIONS = {"sockets": "sockets", "http": "http"}
-HOOKS = {"bootstrap"}
+SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints"}
+HOOKS = {"bootstrap", "routes"}
 
 
 def load_app(cls: type[App], folder: Path, *, environment: str | None = None) -> App:
@@ -60,6 +64,17 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         app = cls(settings, root=folder)
     except ConfigError as error:
         raise AppLoadError(f"{folder}: {error}") from None
+    _load_controllers(app, folder / "api" / "controllers", package)
+    routes_module = modules.get("routes")
+    if routes_module is not None:
+        routes = getattr(routes_module, "routes", None)
+        if not isinstance(routes, dict):
+            raise AppLoadError(f"{config_dir / 'routes.py'} must define a dict named routes")
+        for spec, target in routes.items():
+            try:
+                app.route(spec, target)
+            except ConfigError as error:
+                raise AppLoadError(f"config/routes.py: {error}") from None
     bootstrap = modules.get("bootstrap")
     if bootstrap is not None:
         hook = getattr(bootstrap, "bootstrap", None)
@@ -67,6 +82,26 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             raise AppLoadError(f"{config_dir / 'bootstrap.py'} must define a function bootstrap(app)")
         app.on_lift(hook)
     return app
+
+
+def _load_controllers(app: App, folder: Path, package: str) -> None:
+    """Every public function defined in ``api/controllers/**/*.py`` becomes an action named after its
+    file and itself: ``say.py``'s ``hello`` is ``say/hello``, ``admin/users.py``'s ``list`` is
+    ``admin/users/list``. Helpers are kept out by a leading underscore or by living in another module."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*.py")):
+        relative = path.relative_to(folder).with_suffix("")
+        if any(part.startswith("_") for part in relative.parts):
+            continue
+        module = _import(f"{package}.controllers." + ".".join(relative.parts), path)
+        prefix = "/".join(relative.parts)
+        for name, value in vars(module).items():
+            if name.startswith("_") or not callable(value) or isinstance(value, type):
+                continue
+            if getattr(value, "__module__", None) != module.__name__:
+                continue  # imported, not defined here
+            app.action(f"{prefix}/{name}", value)
 
 
 def _import(name: str, path: Path) -> types.ModuleType:

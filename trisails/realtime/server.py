@@ -26,6 +26,7 @@ id) and in the shape of a connect error (a string in v4 of the Socket.IO protoco
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -55,6 +56,21 @@ RoomSpec = str | Iterable[str]
 
 #: Event names a client may not trigger: they are the server's own lifecycle callbacks.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+
+
+def on_loop(method: H) -> H:
+    """Make ``method`` callable from a worker thread (a plain ``def`` action): it always runs on the loop.
+
+    Room and socket state belong to the trio thread; a call from elsewhere hops there and waits.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if trio.lowlevel.in_trio_run():
+            return method(*args, **kwargs)
+        return trio.from_thread.run_sync(functools.partial(method, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _room_set(rooms: RoomSpec) -> frozenset[str]:
@@ -122,7 +138,9 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
+        self._requests: dict[str, Callable[[list[Any], bool], Awaitable[Any]]] = {}
         self._any: list[Handler] = []
+        self._joins = 0  # how many times join() was called: a request that changes it "subscribed" the socket
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, _AckWaiter] = {}
         self._ack_ids = itertools.count()
@@ -153,6 +171,10 @@ class Socket:
 
         return register(handler) if handler is not None else register
 
+    def _on_request(self, event: str, handler: Callable[[list[Any], bool], Awaitable[Any]]) -> None:
+        """Register a low-level ``handler(args, wants_ack)`` whose result is the ack (virtual requests)."""
+        self._requests[event] = handler
+
     def on_any(self, handler: H) -> H:
         """Register ``handler(event, *args)``, called for every event before its own handler."""
         self._any.append(handler)
@@ -166,6 +188,7 @@ class Socket:
         nursery.start_soon(fn, *args)
 
     # ----------------------------------------------------------------------------------------- sending
+    @on_loop
     def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` (JSON values and bytes) to this socket; never waits."""
         if event in RESERVED_EVENTS:
@@ -219,10 +242,13 @@ class Socket:
         """The rooms this socket is in, its own id room included."""
         return self.namespace.adapter.socket_rooms(self.id)
 
+    @on_loop
     def join(self, rooms: RoomSpec) -> None:
         """Join a room, or each of several."""
+        self._joins += 1
         self.namespace.adapter.add_all(self.id, _room_set(rooms))
 
+    @on_loop
     def leave(self, room: str) -> None:
         """Leave ``room`` (leaving a room one is not in does nothing)."""
         self.namespace.adapter.delete(self.id, room)
@@ -239,6 +265,7 @@ class Socket:
         return BroadcastOperator(self.namespace, frozenset(), frozenset({self.id}))
 
     # ----------------------------------------------------------------------------------------- lifetime
+    @on_loop
     def disconnect(self, close: bool = False) -> None:
         """Disconnect from this namespace (the client sees "io server disconnect" and does not reconnect).
 
@@ -304,6 +331,12 @@ class Socket:
         try:
             for handler in self._any:
                 await _call(handler, event, *args)
+            request_handler = self._requests.get(event)
+            if request_handler is not None:
+                result = await request_handler(args, ack_id is not None)
+                if ack_id is not None and self.connected and result is not None:
+                    self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, [result], id=ack_id))
+                return
             handler = self._events.get(event) if event not in RESERVED_EVENTS else None
             if handler is None:
                 if not self._any:
@@ -335,6 +368,7 @@ class BroadcastOperator:
         """Leave out every socket in ``rooms`` (a socket id is a room, so this can omit one socket)."""
         return BroadcastOperator(self._namespace, self._rooms, self._exclude | _room_set(rooms))
 
+    @on_loop
     def emit(self, event: str, *args: Any) -> int:
         """Send ``event`` to every targeted socket, encoded once; return how many sockets it was queued to.
 

@@ -1,0 +1,63 @@
+"""Running a request: router → action → response, the same for HTTP and for socket requests.
+
+``dispatch`` is where every request meets the app. It never raises: an unknown route becomes
+``res.not_found()``, an action that raises becomes ``res.server_error(err)`` (a traceback in development,
+``"Internal Server Error"`` in production), and an action that returns without answering is a 500 that
+says so. A plain ``def`` action runs in a worker thread so it cannot block the event loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .request import Request, Response
+
+if TYPE_CHECKING:
+    from .router import Router
+
+__all__ = ["dispatch"]
+
+log = logging.getLogger("trisails.web")
+
+
+async def dispatch(router: Router, req: Request, *, production: bool) -> Response:
+    """Route ``req``, run its action, and return the response the action made."""
+    res = Response(production=production)
+    found = router.match(req.method, req.path)
+    if found is None:
+        if req.method == "OPTIONS" and (allowed := router.allowed_methods(req.path)):
+            res.set("allow", ", ".join(allowed))
+            res.sent = True  # an OPTIONS answer has headers and no body, as in Sails
+            return res
+        res.not_found()
+        return res
+    route, params = found
+    req.params = params
+    req.options = route.options
+    try:
+        if inspect.iscoroutinefunction(route.action):
+            result = await route.action(req, res)
+        else:
+            result = await trio.to_thread.run_sync(route.action, req, res)
+    except Exception as error:
+        log.exception("action %s failed on %s %s", route.name, req.method, req.url)
+        if not res.sent:
+            res = Response(production=production)
+            res.server_error(error)
+        return res
+    if not res.sent:
+        _answer_with(res, result, route.name)
+    return res
+
+
+def _answer_with(res: Response, result: Any, action: str) -> None:
+    """An action that returns a value instead of answering sends that value (a Pythonic shortcut)."""
+    if result is not None:
+        res.ok(result)
+        return
+    log.error("action %s returned without sending a response", action)
+    res.server_error(RuntimeError(f"the action {action} returned without sending a response (call res.ok(), ...)"))

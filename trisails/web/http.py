@@ -1,0 +1,127 @@
+"""Plain HTTP: the router on quart-trio, then the app's ``assets/``, then the built-in browser client.
+
+A request the router matches runs its action exactly as a socket request would (``req.is_socket`` is
+false). A GET nothing matches is looked up in the app's ``assets/`` folder (``/`` serves
+``index.html``), then at ``/js/dependencies/sails.io.js``, where trisails serves its own browser client
+unless the app ships a file there itself. Everything else is a 404 ``"Not Found"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from quart import Response as QuartResponse
+from quart import request, send_file
+from werkzeug.security import safe_join
+
+from ..protocol.virtual import parse_query
+from .dispatch import dispatch
+from .request import _UNSET, Request, Response
+
+if TYPE_CHECKING:
+    from .._app import App
+
+__all__ = ["CLIENT_PATH", "install"]
+
+log = logging.getLogger("trisails.web")
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+CLIENT_PATH = "/js/dependencies/sails.io.js"
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+
+def install(app: App) -> None:
+    """Route every HTTP request the quart app has no own route for through the trisails router."""
+
+    async def handle(path: str = "") -> QuartResponse:
+        return await _handle(app)
+
+    app.http.add_url_rule("/", "trisails", handle, methods=METHODS, provide_automatic_options=False)
+    app.http.add_url_rule(
+        "/<path:path>", "trisails_path", handle, methods=METHODS, provide_automatic_options=False
+    )
+
+
+async def _handle(app: App) -> QuartResponse:
+    production = app.settings.production
+    method = request.method
+    if app.router.match(method, request.path) is None and method in ("GET", "HEAD"):
+        static = _static_file(app, request.path)
+        if static is not None:
+            return await send_file(static)
+    try:
+        body = await _body()
+    except ValueError as error:
+        res = Response(production=production)
+        res.bad_request({"error": "the request body is not valid", "details": str(error)})
+        return _to_http(res)
+    query_string = request.query_string.decode("latin-1")
+    req = Request(
+        app=app,
+        method=method,
+        url=request.path + (f"?{query_string}" if query_string else ""),
+        path=request.path,
+        query=parse_query(query_string),
+        body=body,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        ip=request.remote_addr or "",
+    )
+    return _to_http(await dispatch(app.router, req, production=production))
+
+
+async def _body() -> Any:
+    content_type = request.mimetype
+    data = await request.get_data()
+    if not data:
+        return {}
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"invalid JSON: {error}") from None
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form
+        return {key: values[0] if len(values) == 1 else values for key, values in form.lists()}
+    return {}
+
+
+def _static_file(app: App, path: str) -> Path | None:
+    candidates = []
+    if app.root is not None:
+        assets = app.root / "assets"
+        relative = path.lstrip("/") or "index.html"
+        joined = safe_join(str(assets), relative)
+        if joined is not None:
+            candidates += [Path(joined), Path(joined) / "index.html"]
+    if path == CLIENT_PATH:
+        candidates.append(STATIC / "sails.io.js")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _to_http(res: Response) -> QuartResponse:
+    body = res.body
+    headers = dict(res.headers)
+    if body is _UNSET:
+        payload, content_type = b"", None
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        payload, content_type = bytes(body), "application/octet-stream"
+    elif isinstance(body, str):
+        payload, content_type = body.encode(), "text/html; charset=utf-8"
+    else:
+        payload, content_type = orjson.dumps(body, default=_jsonable), "application/json; charset=utf-8"
+    response = QuartResponse(payload, status=res.status_code, headers=headers)
+    if content_type and not any(k.lower() == "content-type" for k in headers):
+        response.headers["content-type"] = content_type
+    return response
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,0 +1,82 @@
+"""The virtual-request interpreter: socket events named after HTTP verbs run through the router.
+
+Every socket of the main namespace answers the events ``get post put patch delete options head``. The
+envelope is validated and the client's SDK version checked (:mod:`trisails.protocol.virtual`); then the
+request goes through :func:`~trisails.web.dispatch.dispatch` exactly like an HTTP request, with
+``req.is_socket`` true, and the response comes back as the JWR ack. A request sent without an ack runs
+and answers nothing; a parse error is the ack when there is one, else a ``sails:parseError`` event.
+
+A socket's requests are handled one at a time, in order, like its other events.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import virtual
+from .dispatch import dispatch
+from .request import _UNSET as _NO_BODY
+from .request import Request
+
+if TYPE_CHECKING:
+    from .._app import App
+    from ..realtime.server import Socket
+
+__all__ = ["REJOIN_HEADER", "attach"]
+
+log = logging.getLogger("trisails.web")
+
+#: Added to the JWR of a request that made the socket join a room, for clients that asked for it
+#: (``__trisails_client=1``): after a reconnect they repeat such requests to get their rooms back.
+REJOIN_HEADER = "x-trisails-rejoin"
+
+
+def attach(app: App, socket: Socket) -> None:
+    """Make ``socket`` answer virtual requests (a connection handler of the main namespace)."""
+    for verb in virtual.VERBS:
+        socket._on_request(verb, partial(_handle, app, socket, verb))
+
+
+def _sdk_version(socket: Socket) -> str | None:
+    name = "__sails_io_sdk_version"
+    return socket.handshake.headers.get(name) or socket.handshake.query.get(name)
+
+
+async def _handle(app: App, socket: Socket, verb: str, args: list[Any], wants_ack: bool) -> Any:
+    production = app.settings.production
+    try:
+        # Sails' order: the envelope and its url first, then the SDK version.
+        forced = {"cookie": socket.handshake.headers["cookie"]} if "cookie" in socket.handshake.headers else {}
+        if "origin" in socket.handshake.headers:
+            forced["origin"] = socket.handshake.headers["origin"]
+        request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
+        if not virtual.sdk_version_ok(_sdk_version(socket)):
+            raise virtual.VirtualRequestError(virtual.old_sdk_details(_sdk_version(socket)))
+    except virtual.VirtualRequestError as error:
+        log.info("socket %s sent a request that cannot be parsed: %s", socket.id, error.details)
+        problem = virtual.parse_error(error.details, production=production)
+        if wants_ack:
+            return problem
+        socket.emit("sails:parseError", problem)
+        return None
+    req = Request(
+        app=app,
+        method=request.method,
+        url=request.url,
+        path=request.path,
+        query=request.query,
+        body=request.body,
+        headers=request.headers,
+        ip=socket.handshake.address,
+        socket=socket,
+    )
+    joins = socket._joins
+    res = await dispatch(app.router, req, production=production)
+    headers = dict(res.headers)
+    if socket._joins != joins and socket.handshake.query.get("__trisails_client") == "1":
+        headers[REJOIN_HEADER] = "1"
+    if res.body is _NO_BODY:
+        return {"headers": headers, "statusCode": res.status_code}
+    return virtual.jwr(res.body, headers, res.status_code)
