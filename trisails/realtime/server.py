@@ -68,6 +68,10 @@ def on_loop(method: H) -> H:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if trio.lowlevel.in_trio_run():
             return method(*args, **kwargs)
+        try:
+            trio.from_thread.check_cancelled()  # RuntimeError: not a trio worker thread
+        except RuntimeError:
+            return method(*args, **kwargs)  # no running app to protect (plain code, a sync test)
         return trio.from_thread.run_sync(functools.partial(method, *args, **kwargs))
 
     return wrapper  # type: ignore[return-value]

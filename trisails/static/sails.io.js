@@ -106,9 +106,9 @@
     return value !== null && typeof value === 'object' && !Array.isArray(value);
   }
 
+  // A deep copy, so that the caller changing an object later does not change what we remember.
   function clone(value) {
-    if (typeof structuredClone === 'function') { return structuredClone(value); }
-    return JSON.parse(JSON.stringify(value));
+    try { return structuredClone(value); } catch (uncloneable) { return value; }
   }
 
   function toBase64(data) {
@@ -382,7 +382,8 @@
         this.body = ctx;
         this.headers = {};
         this.statusCode = typeof ctx.status === 'number' ? ctx.status : 400;
-        this.error = new Error(ctx.message + (ctx.details ? '\n' + ctx.details : ''));
+        this.error = new Error((ctx.message || 'The server could not parse the request.') +
+          (ctx.details ? '\n' + ctx.details : ''));
         this.error.code = ctx.code;
         return;
       }
@@ -513,7 +514,7 @@
     _onPacket(packet) {
       if (packet.nsp !== '/') { return; }
       switch (packet.type) {
-        case CONNECT: return this._onConnect();
+        case CONNECT: return this._state === 'connecting' ? this._onConnect() : undefined;
         case CONNECT_ERROR: {
           // The server refused us (its connection middleware said no): report it, do not retry.
           const data = packet.data;
@@ -544,7 +545,7 @@
 
     _onConnect() {
       clearTimeout(this._connectTimer);
-      const reconnected = this._attempts > 0;
+      const attempts = this._attempts;   // > 0 when this is an automatic reconnection
       this._attempts = 0;
       this._state = 'connected';
       log('connected to', originOf(this.url), 'over', this._engine.transport.name);
@@ -557,7 +558,7 @@
       this._queue = [];
       for (const request of queued) { this._send(request); }
       this._events.emit('connect', []);
-      if (reconnected) { this._events.emit('reconnect', [this._attempts]); }
+      if (attempts > 0) { this._events.emit('reconnect', [attempts]); }
     }
 
     // The connection ended (or an attempt failed). `mayReconnect` is false for deliberate ends.
