@@ -76,21 +76,29 @@ async def test_permessage_deflate_is_declined_unless_the_app_turns_it_on() -> No
             assert (b"permessage-deflate" in head.lower()) is compression
 
 
-async def test_the_demo_app_serves_its_page_and_a_chat() -> None:
+async def test_the_demo_app_serves_a_live_chat() -> None:
+    from tests.sails.test_virtual_requests import Requester, sails_socket
+
     app = App.load(DEMO)
     async with app.lifted() as url, httpx.AsyncClient() as http:
         page = await http.get(url + "/")
         assert page.status_code == 200 and "trisails is lifted" in page.text
-        async with raw_websocket(url) as alice, raw_websocket(url) as bob:
-            for ws in (alice, bob):
-                await ws.handshake()
-                await ws.send("40")
-                await ws.receive()
-            await alice.send('421["chat","hello bob"]')
-            await alice.expect("431[1]")
-            frame = await bob.receive()
-            assert isinstance(frame, str) and frame.startswith('42["chat",{"from":"') and '"text":"hello bob"' in frame
-            assert "Connected sockets: <strong>2</strong>" in (await http.get(url + "/")).text
+        assert '<script src="/js/dependencies/sails.io.js">' in page.text
+        client = await http.get(url + "/js/dependencies/sails.io.js")
+        assert client.status_code == 200 and "io.sails" in client.text
+        async with sails_socket(url) as alice, sails_socket(url) as bob:
+            as_alice, as_bob = Requester(alice), Requester(bob)
+            joined = await as_alice("post", "/chat/join", {"name": "alice"})
+            assert joined["body"] == {"you": "alice", "history": [], "here": ["alice"]}
+            assert as_alice.pushed == ['42["presence",{"here":["alice"]}]']
+            await as_bob("post", "/chat/join", {"name": "bob"})
+            await alice.expect('42["presence",{"here":["alice","bob"]}]')
+            said = await as_bob("post", "/chat/say", {"text": "hello alice"})
+            assert said["statusCode"] == 200
+            frame = await alice.receive()
+            assert isinstance(frame, str) and '"from":"bob","text":"hello alice"' in frame
+        empty = await http.post(url + "/chat/say", json={"text": " "})
+        assert empty.status_code == 400
 
 
 async def test_lowering_the_app_tells_every_socket_it_is_going_away() -> None:

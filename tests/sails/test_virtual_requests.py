@@ -26,18 +26,25 @@ async def sails_socket(url: str, **query: str) -> AsyncIterator[RawWebSocket]:
 
 
 class Requester:
-    """Sends virtual requests with increasing ack ids and returns the decoded ack."""
+    """Sends virtual requests with increasing ack ids and returns the decoded ack.
+
+    Frames that arrive before the ack (server pushes the action made) are kept in ``pushed``.
+    """
 
     def __init__(self, ws: RawWebSocket) -> None:
         self.ws = ws
         self.next_id = 0
+        self.pushed: list[str | bytes] = []
 
     async def __call__(self, verb: str, url: str, data: Any = None, headers: Any = None) -> Any:
         ack_id, self.next_id = self.next_id, self.next_id + 1
         envelope = {"method": verb, "headers": headers or {}, "data": data if data is not None else {}, "url": url}
         await self.ws.send(f"42{ack_id}" + orjson.dumps([verb, envelope]).decode())
-        frame = await self.ws.receive()
         prefix = f"43{ack_id}"
+        frame = await self.ws.receive()
+        while isinstance(frame, str) and frame.startswith("42"):
+            self.pushed.append(frame)
+            frame = await self.ws.receive()
         assert isinstance(frame, str) and frame.startswith(prefix), frame
         (answer,) = orjson.loads(frame[len(prefix) :])
         return answer
