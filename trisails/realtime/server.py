@@ -144,7 +144,7 @@ class Socket:
         self._events: dict[str, Handler] = {}
         self._requests: dict[str, Callable[[list[Any], bool], Awaitable[Any]]] = {}
         self._any: list[Handler] = []
-        self._joins = 0  # how many times join() was called: a request that changes it "subscribed" the socket
+        self._joins = 0  # join() and leave() calls so far: a request that changed it changed the socket's rooms
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, _AckWaiter] = {}
         self._ack_ids = itertools.count()
@@ -255,6 +255,7 @@ class Socket:
     @on_loop
     def leave(self, room: str) -> None:
         """Leave ``room`` (leaving a room one is not in does nothing)."""
+        self._joins += 1
         self.namespace.adapter.delete(self.id, room)
 
     def to(self, rooms: RoomSpec) -> BroadcastOperator:

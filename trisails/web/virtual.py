@@ -28,8 +28,9 @@ __all__ = ["REJOIN_HEADER", "attach"]
 
 log = logging.getLogger("trisails.web")
 
-#: Added to the JWR of a request that made the socket join a room, for clients that asked for it
-#: (``__trisails_client=1``): after a reconnect they repeat such requests to get their rooms back.
+#: Added to the JWR of a request that changed the socket's rooms (joined or left one), for clients that
+#: asked for it (``__trisails_client=1``): after a reconnect they repeat such requests, in order, to get
+#: their rooms back.
 REJOIN_HEADER = "x-trisails-rejoin"
 
 
