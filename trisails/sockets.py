@@ -69,30 +69,26 @@ class Sockets:
     def join(self, targets: Targets, room: str) -> bool:
         """Put each target socket in ``room``; a socket id that is not connected here is looked up in
         the room adapter (the whole cluster, with the Redis adapter)."""
-        for target in self._each(targets):
-            if isinstance(target, str) and target not in self._main.sockets:
-                self.add_room_members_to_rooms(target, room)
-                continue
-            socket = self._socket_of(target)
-            if socket is None:
-                log.warning("sockets.join(%r): not a socket request, nothing joined", target)
-                continue
-            socket.join(room)
+        self._for_each(targets, room, "join", Socket.join, self.add_room_members_to_rooms)
         return True
 
     @on_loop
     def leave(self, targets: Targets, room: str) -> bool:
         """Take each target socket out of ``room``."""
+        self._for_each(targets, room, "leave", Socket.leave, self.remove_room_members_from_rooms)
+        return True
+
+    def _for_each(self, targets: Targets, room: str, verb: str, local: Any, by_room: Any) -> None:
+        """Apply ``local(socket, room)`` to each target here, ``by_room(id, room)`` to ids that are not."""
         for target in self._each(targets):
             if isinstance(target, str) and target not in self._main.sockets:
-                self.remove_room_members_from_rooms(target, room)
+                by_room(target, room)
                 continue
             socket = self._socket_of(target)
             if socket is None:
-                log.warning("sockets.leave(%r): not a socket request, nothing left", target)
+                log.warning("sockets.%s(%r): not a socket request, nothing done", verb, target)
                 continue
-            socket.leave(room)
-        return True
+            local(socket, room)
 
     @on_loop
     def leave_all(self, source_room: str, *, include_socket_rooms: bool = False, include_source_room: bool = True) -> None:

@@ -54,6 +54,7 @@ import trio_websocket
 
 from .._errors import AckTimeout, DisconnectedError
 from ..protocol import socketio as sio
+from .._waiter import Waiter
 from ._connection import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, AckWaiter, Connection, Outgoing, Target, frames_of
 from ._errors import ConnectError
 from ._jwr import JWR, Rejoin, virtual_request
@@ -134,15 +135,6 @@ class _Incoming:
     connection: Connection | None = None
 
 
-class _EventWaiter:
-    __slots__ = ("args", "done", "error")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.args: list[Any] = []
-        self.error: BaseException | None = None
-
-
 @final
 class Client:
     """A connection to a Sails or trisails server, kept alive: what sails.io.js calls a SailsSocket.
@@ -161,7 +153,7 @@ class Client:
         self._options = options
         self.headers: dict[str, str] = dict(headers or {})
         self._handlers: dict[str, list[Handler]] = {}
-        self._event_waiters: dict[str, list[_EventWaiter]] = {}
+        self._event_waiters: dict[str, list[Waiter]] = {}
         self._rejoins: dict[tuple[str, str, str, str], Rejoin] = {}
         self._ack_ids = itertools.count()
         self._outbox_in, self._outbox_out = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
@@ -348,7 +340,7 @@ class Client:
         """
         if self._events_over:
             raise self._closed_error()
-        waiter = _EventWaiter()
+        waiter = Waiter()
         waiters = self._event_waiters.setdefault(event, [])
         waiters.append(waiter)
         try:
@@ -421,8 +413,7 @@ class Client:
             self._events_over = True
             for waiters in self._event_waiters.values():
                 for waiter in waiters:
-                    waiter.error = self._closed_error()
-                    waiter.done.set()
+                    waiter.fail(self._closed_error())
 
     async def _deliver(self, incoming: _Incoming) -> None:
         handlers = list(self._handlers.get(incoming.event, ()))
@@ -439,8 +430,7 @@ class Client:
             if position == 0:
                 answer, answered = result, True
         for waiter in self._event_waiters.pop(incoming.event, []):
-            waiter.args = incoming.args
-            waiter.done.set()
+            waiter.resolve(incoming.args)
         connection = incoming.connection
         if incoming.ack_id is not None and answered and connection is not None:
             args = [] if answer is None else list(answer) if isinstance(answer, tuple) else [answer]

@@ -32,6 +32,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from .._waiter import Waiter
 from .._errors import ConnectionRefused, DisconnectedError, EngineIOError, ProtocolError
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from ._client import Client
 
 __all__ = ["AckWaiter", "Connection", "Outgoing", "Target", "frames_of"]
+
+AckWaiter = Waiter  # where the answer to one acked emit lands
 
 log = logging.getLogger("trisails.client")
 
@@ -113,27 +116,6 @@ def _query_string(query: str | Mapping[str, Any] | None) -> str:
     if isinstance(query, str):
         return query.lstrip("?")
     return urlencode({key: str(value) for key, value in query.items()})
-
-
-class AckWaiter:
-    """Where the answer to one acked emit lands: its arguments, or the error that ended the wait."""
-
-    __slots__ = ("args", "done", "error")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.args: list[Any] = []
-        self.error: BaseException | None = None
-
-    def resolve(self, args: list[Any]) -> None:
-        if not self.done.is_set():
-            self.args = args
-            self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
 
 
 @dataclass(eq=False)

@@ -30,6 +30,7 @@ __all__ = [
     "VERBS",
     "VirtualRequest",
     "VirtualRequestError",
+    "js_string",
     "jwr",
     "parse",
     "parse_error",
@@ -106,7 +107,7 @@ def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = N
     if not url:
         raise VirtualRequestError("No url provided in request: [object Object]")
     if not isinstance(url, str):
-        raise VirtualRequestError(f"Invalid url provided: {url}")
+        raise VirtualRequestError(f"Invalid url provided: {js_string(url)}")
     parts = urlsplit(url)
     if parts.scheme or parts.netloc or not (parts.path or "/").startswith("/"):
         raise VirtualRequestError(f"Invalid url provided: {url}")
@@ -168,6 +169,21 @@ def old_sdk_details(version: str | None) -> str:
         f"using ({version or ASSUMED_SDK_VERSION}). Please see https://sailsjs.com/documentation/upgrading/to-v-0-11 "
         "for more information-- then please continue upgrading all the way to the installed version of Sails."
     )
+
+
+def js_string(value: Any) -> str:
+    """``value`` as JavaScript's ``"" + value`` shows it, so error details read as Sails writes them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list):
+        return ",".join("" if item is None else js_string(item) for item in value)
+    return "[object Object]"
 
 
 def _describe(value: Any) -> str:

@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl
 
 import trio
 
+from .._waiter import Waiter
 from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
@@ -117,15 +118,6 @@ class SocketHandshake:
     xdomain: bool
 
 
-class _AckWaiter:
-    __slots__ = ("args", "done", "error")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.args: list[Any] = []
-        self.error: BaseException | None = None
-
-
 class Socket:
     """One client's connection to one namespace.
 
@@ -146,7 +138,7 @@ class Socket:
         self._any: list[Handler] = []
         self._joins = 0  # join() and leave() calls so far: a request that changed it changed the socket's rooms
         self._on_disconnect: list[Handler] = []
-        self._acks: dict[int, _AckWaiter] = {}
+        self._acks: dict[int, Waiter] = {}
         self._ack_ids = itertools.count()
         self._inbox, self._inbox_out = trio.open_memory_channel[tuple[str, list[Any], int | None]](
             namespace.server.settings.inbound_buffer
@@ -214,7 +206,7 @@ class Socket:
         if not self.connected:
             raise DisconnectedError(f"socket {self.id} is not connected")
         ack_id = next(self._ack_ids)
-        waiter = self._acks[ack_id] = _AckWaiter()
+        waiter = self._acks[ack_id] = Waiter()
         self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args], id=ack_id))
         try:
             with trio.fail_after(timeout if timeout is not None else float("inf")):
@@ -291,8 +283,7 @@ class Socket:
         self._connection.forget(self)
         self.namespace._remove(self)
         for waiter in self._acks.values():
-            waiter.error = DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged")
-            waiter.done.set()
+            waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
         self._acks.clear()
         for handler in self._on_disconnect:
             self.namespace.server._spawn(self._run_disconnect_handler, handler, reason)
@@ -319,8 +310,7 @@ class Socket:
             if waiter is None:
                 log.debug("socket %s acked unknown id %s; ignored", self.id, packet.id)
                 return
-            waiter.args = list(packet.data)
-            waiter.done.set()
+            waiter.resolve(list(packet.data))
         elif kind is sio.PacketType.DISCONNECT:
             self._closed("client namespace disconnect")
         else:
