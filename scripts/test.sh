@@ -10,6 +10,10 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "test: installing Node.js and npm"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test: installing Chromium (Debian's package) for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 bash scripts/services.sh
 
 python=${PYTHON:-python3}

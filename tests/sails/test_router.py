@@ -69,4 +69,10 @@ def test_options_lists_the_verbs_a_path_answers() -> None:
     router = Router()
     router.add("GET /thing", action)
     router.add("POST /thing", action)
-    assert router.allowed_methods("/thing") == ["GET", "POST"]
+    assert router.allowed_methods("/thing") == ["GET", "HEAD", "POST"]
+
+
+def test_paths_match_without_regard_to_case_and_parameters_keep_theirs() -> None:
+    router = Router()
+    router.add("GET /user/:name", action)
+    assert router.match("GET", "/USER/Ada")[1] == {"name": "Ada"}  # type: ignore[index]

@@ -153,7 +153,7 @@ async def test_options_answers_with_the_allowed_verbs_and_no_body() -> None:
     app.route("GET /thing", lambda req, res: res.ok())
     app.route("POST /thing", lambda req, res: res.ok())
     async with app.lifted() as url, sails_socket(url) as ws:
-        assert await Requester(ws)("options", "/thing") == {"headers": {"allow": "GET, POST"}, "statusCode": 200}
+        assert await Requester(ws)("options", "/thing") == {"headers": {"allow": "GET, HEAD, POST"}, "statusCode": 200}
 
 
 async def test_a_request_without_an_ack_runs_and_answers_nothing() -> None:
@@ -202,12 +202,11 @@ async def test_an_old_or_unreadable_sdk_version_gets_the_parse_error(query: dict
     [
         ({"method": "get", "data": {}}, "No url provided in request: [object Object]"),
         ({"url": 7}, "Invalid url provided: 7"),
-        ({"url": "http://elsewhere/x"}, "Invalid url provided: http://elsewhere/x"),
         ({"url": "/ok", "data": "text"}, "Invalid data provided: expected an object, got str"),
         ({"url": "/ok", "headers": ["x"]}, "Invalid headers provided: expected an object, got list"),
         ("just a string", "Could not parse request: expected an object, got str"),
     ],
-    ids=["no url", "url not a string", "absolute url", "data not an object", "headers not an object", "no envelope"],
+    ids=["no url", "url not a string", "data not an object", "headers not an object", "no envelope"],
 )
 async def test_a_malformed_envelope_gets_the_parse_error_never_a_crash(envelope: Any, details: str) -> None:
     async with shapes_app().lifted() as url, sails_socket(url) as ws:

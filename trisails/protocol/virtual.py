@@ -15,7 +15,7 @@ This module is the pure part: it validates an envelope (:func:`parse`), checks t
 
 Two things differ from Sails on purpose: a version that is not semver is refused like an old one instead
 of crashing the server, and ``data`` or ``headers`` that are not objects are parse errors instead of
-being passed on.
+being passed on. Values are shown in error details and stringified headers as JavaScript shows them.
 """
 
 from __future__ import annotations
@@ -108,9 +108,7 @@ def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = N
         raise VirtualRequestError("No url provided in request: [object Object]")
     if not isinstance(url, str):
         raise VirtualRequestError(f"Invalid url provided: {js_string(url)}")
-    parts = urlsplit(url)
-    if parts.scheme or parts.netloc or not (parts.path or "/").startswith("/"):
-        raise VirtualRequestError(f"Invalid url provided: {url}")
+    parts = urlsplit(url)  # an absolute url is routed by its path, as Sails does
     data = envelope.get("data")
     params = envelope.get("params")
     for name, value in (("data", data), ("params", params)):
@@ -124,7 +122,7 @@ def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = N
     if raw_headers is not None and not isinstance(raw_headers, dict):
         raise VirtualRequestError(f"Invalid headers provided: expected an object, got {_describe(raw_headers)}")
     headers = {
-        str(name).lower(): value if isinstance(value, str) else _stringify(value)
+        str(name).lower(): value if isinstance(value, str) else js_string(value)
         for name, value in (raw_headers or {}).items()
         if value is not None
     }
@@ -190,7 +188,3 @@ def _describe(value: Any) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
-def _stringify(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -79,7 +79,12 @@ class StreamWebSocket:
         if self.closed:
             return
         ws = self._ws
-        data = b"".join([ws.send(TextMessage(data=f) if isinstance(f, str) else BytesMessage(data=f)) for f in frames])
+        try:
+            data = b"".join(
+                [ws.send(TextMessage(data=f) if isinstance(f, str) else BytesMessage(data=f)) for f in frames]
+            )
+        except LocalProtocolError:  # the peer has already started closing: nothing more goes out
+            return
         await self._write(data)
 
     async def receive(self) -> str | bytes | None:

@@ -48,14 +48,17 @@
  *   3. Reconnection is ON by default: exponential backoff from 1 s, doubling, with ±50% jitter, capped
  *      at 10 s. `io.sails.reconnection = false` turns it off.
  *   4. Subscriptions survive reconnects. The trisails server marks the response of any request that
- *      made the socket join a room with the header `x-trisails-rejoin: 1` (only for clients that sent
- *      `__trisails_client=1`). We remember those requests (method, url, data, headers; without
- *      duplicates, in order) and send them again after every reconnection, before the requests that
- *      were queued meanwhile, so room memberships and model subscriptions come back by themselves.
+ *      changed the socket's rooms (joined or left one) with the header `x-trisails-rejoin: 1` (only for
+ *      clients that sent `__trisails_client=1`). We remember those requests (method, url, data,
+ *      headers; a repeated request moves to the end) and send them again, in order, after every
+ *      reconnection, before the requests that were queued meanwhile, so room memberships and model
+ *      subscriptions come back by themselves, and rooms left stay left.
  *   5. A `SAILS:HOOK:SOCKETS:PARSE_VIRTUAL_REQ` ack is an error JWR (status 400), not a silent 200.
  *   6. `reconnect` is emitted after `connect` once an automatic reconnection succeeds (socket.io-client
  *      2 emits it before), so its listeners can use the socket straight away.
- *   7. `initialConnectionHeaders` cannot work in a browser websocket: it is ignored, with a warning.
+ *   7. `io.socket` connects one tick after the script runs, but never before the page has been parsed
+ *      (DOMContentLoaded), so an inline script after our <script> tag always gets to set `io.sails`.
+ *   8. `initialConnectionHeaders` cannot work in a browser websocket: it is ignored, with a warning.
  *      `url` only contributes its origin (scheme, host, port); there are no namespaces.
  */
 (function (root) {
@@ -102,7 +105,7 @@
     return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
   }
 
-  function isPlainObject(value) {
+  function isDictionary(value) {
     return value !== null && typeof value === 'object' && !Array.isArray(value);
   }
 
@@ -376,7 +379,7 @@
   // error status (below 200 or from 400 up), an `error`.
   class JWR {
     constructor(ack) {
-      const ctx = isPlainObject(ack) ? ack : { body: ack };
+      const ctx = isDictionary(ack) ? ack : { body: ack };
       if (ctx.code === PARSE_ERROR_CODE && ctx.statusCode === undefined) {
         // The server could not read our request at all; sails.io.js would report a 200 here.
         this.body = ctx;
@@ -427,7 +430,7 @@
       this._nextAckId = 0;         // never reset, as in socket.io-client
       this._inFlight = new Map();  // ack id -> request waiting for its response
       this._queue = [];            // requests made while not connected, sent in order on connect
-      this._rejoin = [];           // requests that joined rooms: repeated after each reconnection
+      this._rejoin = [];           // requests that changed rooms: repeated, in order, after each reconnection
       this._connections = 0;       // successful connections so far
       this._attempts = 0;          // reconnection attempts since the connection was lost
       this._cookieChecked = false;
@@ -518,8 +521,8 @@
         case CONNECT_ERROR: {
           // The server refused us (its connection middleware said no): report it, do not retry.
           const data = packet.data;
-          const error = new Error(isPlainObject(data) ? data.message : String(data));
-          if (isPlainObject(data) && data.data !== undefined) { error.data = data.data; }
+          const error = new Error(isDictionary(data) ? data.message : String(data));
+          if (isDictionary(data) && data.data !== undefined) { error.data = data.data; }
           this._lost('connect error', false);
           return this._events.emit('error', [error]);
         }
@@ -603,7 +606,7 @@
     _send(request) {
       const headers = Object.assign({}, request.headers);
       const defaults = this.headers !== undefined ? this.headers : io.sails.headers;
-      for (const name of Object.keys(isPlainObject(defaults) ? defaults : {})) {
+      for (const name of Object.keys(isDictionary(defaults) ? defaults : {})) {
         if (!Object.prototype.hasOwnProperty.call(headers, name)) { headers[name] = defaults[name]; }
       }
       const id = this._nextAckId++;
@@ -615,10 +618,11 @@
       this._engine.send(encodePacket(type, data, id));
     }
 
-    // Remember a request whose response said it joined a room (once per distinct request, in order).
+    // Remember a request whose response said it changed the socket's rooms. A request seen before moves
+    // to the end: replaying "join a, leave a, join a" as "leave a, join a" ends in the same rooms.
     _remember(request) {
       const key = JSON.stringify([request.method, request.url, request.data, request.headers]);
-      if (this._rejoin.some(function (entry) { return entry.key === key; })) { return; }
+      this._rejoin = this._rejoin.filter(function (entry) { return entry.key !== key; });
       this._rejoin.push({
         key: key,
         method: request.method,
@@ -634,7 +638,8 @@
       return {
         method: entry.method, url: entry.url, data: entry.data, headers: entry.headers,
         respond: (jwr) => {
-          if (!rejoinHeaderIn(jwr.headers)) { this._rejoin.splice(this._rejoin.indexOf(entry), 1); }
+          const index = this._rejoin.indexOf(entry);
+          if (!rejoinHeaderIn(jwr.headers) && index >= 0) { this._rejoin.splice(index, 1); }
         },
         fail: function () {},
       };
@@ -656,19 +661,26 @@
       if (options.data && typeof options.data !== 'object') { throw new Error('Invalid `data`: it must be a dictionary.' + usage); }
       if (options.data && options.params) { throw new Error('Cannot give both `params` and `data`: they are aliases.' + usage); }
 
-      let promise;
-      if (cb === undefined) {
+      // How the caller hears the outcome, exactly once: `answer(jwr)` for a response, `lose()` when
+      // the connection ends first. A callback gets (body, jwr) or (Error, {body: null, statusCode: 0,
+      // headers: {}}); a promise resolves with the body or rejects with an Error carrying `.jwr`.
+      let promise, answer, lose;
+      if (cb !== undefined) {
+        answer = function (jwr) { callSafely(cb, [jwr.body, jwr]); };
+        lose = function (error) { callSafely(cb, [error, error.jwr]); };
+      } else {
         promise = new Promise(function (resolve, reject) {
-          cb = function (body, jwr) {
-            if (!jwr.error) { return resolve(body); }
+          answer = function (jwr) {
+            if (!jwr.error) { return resolve(jwr.body); }
             jwr.error.jwr = jwr;
             reject(jwr.error);
           };
+          lose = reject;
         });
-        promise.catch(function () {});   // unobserved promises must not report unhandled rejections
+        promise.catch(function () {});   // a promise nobody looks at must not report an unhandled rejection
       }
 
-      let answered = false;   // a callback runs at most once
+      let answered = false;
       const request = {
         method: (options.method || 'get').toLowerCase(),
         url: options.url,
@@ -678,14 +690,14 @@
           if (answered) { return; }
           answered = true;
           if (!jwr.error && rejoinHeaderIn(jwr.headers)) { this._remember(request); }
-          callSafely(cb, [jwr.body, jwr]);
+          answer(jwr);
         },
         fail: function () {
           if (answered) { return; }
           answered = true;
           const error = new Error(DISCONNECTED_MESSAGE);
           error.jwr = { body: null, statusCode: 0, headers: {} };
-          callSafely(cb, [error, error.jwr]);
+          lose(error);
         },
       };
       if (this._state === 'connected') { this._send(request); } else { this._queue.push(request); }
@@ -790,7 +802,7 @@
       if ((name === 'autoConnect' || name === 'reconnection') && value === '') { value = true; }
       const expected = { autoConnect: 'boolean', reconnection: 'boolean', environment: 'string', url: 'string', path: 'string' }[name];
       const valid = expected ? typeof value === expected
-        : name === 'headers' ? isPlainObject(value) : Array.isArray(value);   // transports
+        : name === 'headers' ? isDictionary(value) : Array.isArray(value);   // transports
       if (!valid) {
         throw new Error('sails.io.js: invalid `' + name + '` attribute on the script tag: ' + JSON.stringify(value));
       }
@@ -799,15 +811,22 @@
   }
 
   // The eager socket: it exists at once (so listeners and requests can be added right away) and
-  // connects after one tick, which leaves inline scripts time to configure `io.sails`.
+  // connects one tick later, which leaves the page's scripts time to configure `io.sails`. While the
+  // page is still being parsed, that tick comes after DOMContentLoaded: a browser may run a timer
+  // between two <script> tags, and the inline script that follows ours must still come first.
   const eager = io.socket = new SailsSocket();
   eager._mightBeAboutToAutoConnect = true;
-  setTimeout(function () {
+  function autoConnect() {
     eager._mightBeAboutToAutoConnect = false;
     if (io.sails.autoConnect === false || io.sails.autoconnect === false) {
       if (io.socket === eager) { delete io.socket; }
       return;
     }
     eager._connect();
-  }, 0);
+  }
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', function () { setTimeout(autoConnect, 0); });
+  } else {
+    setTimeout(autoConnect, 0);
+  }
 })(typeof window !== 'undefined' ? window : this);

@@ -139,8 +139,8 @@ class Response:
         self.status(400).send(self._describe(data, "Bad Request"))
 
     def forbidden(self, data: Any = _UNSET) -> None:
-        """403, with ``data`` or ``"Forbidden"``."""
-        self.status(403).send(self._describe(data, "Forbidden"))
+        """403 ``"Forbidden"``. Any argument is ignored, as in Sails: a refusal tells no secrets."""
+        self.status(403).send("Forbidden")
 
     def not_found(self, data: Any = _UNSET) -> None:
         """404, with ``data`` or ``"Not Found"``."""

@@ -1,6 +1,7 @@
 """One route table for HTTP and socket requests.
 
-Routes are written as in Sails' ``config/routes.js``: ``"GET /user/:id"`` or ``"/say/hello"`` (any verb),
+Routes are written as in Sails' ``config/routes.js``: ``"GET /user/:id"`` or ``"/say/hello"`` (any verb,
+paths matched without regard to case),
 with ``:name`` parameters (``:name?`` when optional) and a ``*`` wildcard (its match is ``req.params["0"]``).
 A target is an action: a function, or the name of one in ``api/controllers`` (``"say.hello"`` or
 ``"say/hello"``), optionally in a dict with more route options (``{"action": "say/hello", "skip": 1}``).
@@ -75,7 +76,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         position = match.end()
     out.append(re.escape(pattern[position:]))
     body = "".join(out).rstrip("/") or ""
-    return re.compile(f"^{body}/?$")
+    return re.compile(f"^{body}/?$", re.IGNORECASE)  # paths match case-insensitively, as in Express
 
 
 class Router:
@@ -136,6 +137,8 @@ class Router:
         for route in self._all():
             if route.regex.match(path):
                 methods.update(METHODS if route.method == "*" else (route.method,))
+                if route.method == "GET":
+                    methods.add("HEAD")  # a GET route answers HEAD too
         return sorted(methods)
 
     def _all(self) -> Iterable[Route]:
