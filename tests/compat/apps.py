@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from tests.support.apps import reference_app
-from tests.support.jsclient import JsDriver
+from tests.support.jsclient import JsDriver, JsSocket
 from trisails import AckTimeout, App, DisconnectedError, RealtimeServer, Socket
 
 T = TypeVar("T")
@@ -187,3 +187,23 @@ def asking_app(*question: Any) -> AskingApp:
 
     asking.app.io.on("connection", ask)
     return asking
+
+
+#: The transports every client story runs on; "upgrade" starts on polling and moves to websocket.
+TRANSPORTS: dict[str, dict[str, Any]] = {
+    "websocket": {"transports": ["websocket"]},
+    "polling": {"transports": ["polling"]},
+    "upgrade": {"transports": ["polling", "websocket"]},
+}
+
+#: Reconnect quickly if it ever does, so "it does not reconnect" is visible within a short wait.
+EAGER_RECONNECTION = {"reconnectionDelay": 50, "reconnectionDelayMax": 100}
+
+
+async def connect_on(js: JsDriver, kind: str, url: str, transport: str, **kwargs: Any) -> JsSocket:
+    """A ``kind`` client on ``transport``; for "upgrade", returned once the client runs on websocket."""
+    options = {**TRANSPORTS[transport], **kwargs.pop("options", {})}
+    socket = await js.connect(kind, url, options=options, **kwargs)
+    if transport == "upgrade":
+        await socket.wait_for_transport("websocket")
+    return socket

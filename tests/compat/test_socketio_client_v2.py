@@ -12,36 +12,26 @@ from typing import Any
 import pytest
 import trio
 
-from tests.compat.apps import asking_app, lifted, realtime_app, steady_reference_app
+from tests.compat.apps import (
+    EAGER_RECONNECTION,
+    TRANSPORTS,
+    asking_app,
+    connect_on,
+    lifted,
+    realtime_app,
+    steady_reference_app,
+)
 from tests.support.apps import reference_app
 from tests.support.jsclient import JsConnectError, JsDriver, JsSocket
 from trisails import ConnectionRefused, Socket
-
-TRANSPORTS: dict[str, dict[str, Any]] = {
-    "websocket": {"transports": ["websocket"]},
-    "polling": {"transports": ["polling"]},
-    "upgrade": {"transports": ["polling", "websocket"]},
-}
-
-#: Reconnect quickly if it ever does, so "it does not reconnect" is visible within a short wait.
-EAGER_RECONNECTION = {"reconnectionDelay": 50, "reconnectionDelayMax": 100}
 
 #: Nested binary, both ways: bytes at the top, in a dict, in a list in a dict, next to plain JSON.
 MIXED_ARGS = (1, "two", {"three": b"\x00\x01\x02", "four": [b"\xff" * 3, {"five": b"\x04"}]}, None, True, 1.5, [])
 
 
-@pytest.fixture(params=list(TRANSPORTS))
-def transport(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 async def connect(js: JsDriver, url: str, transport: str, **kwargs: Any) -> JsSocket:
-    """A 2.0.3 client on ``transport``; for "upgrade", returned once the client runs on websocket."""
-    options = {**TRANSPORTS[transport], **kwargs.pop("options", {})}
-    socket = await js.connect("v2", url, options=options, **kwargs)
-    if transport == "upgrade":
-        await socket.wait_for_transport("websocket")
-    return socket
+    """A v2 client on ``transport``; for "upgrade", returned once the client runs on websocket."""
+    return await connect_on(js, "v2", url, transport, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ connecting
