@@ -124,7 +124,7 @@ class App:
         if self._lower_requested is not None:
             raise ConfigError("this App is already lifted; lower it before lifting it again")
         self._lower_requested = trio.Event()
-        current_app.set(self)
+        app_token = current_app.set(self)
         http_settings = self.settings.http
         config = HypercornConfig()
         config.graceful_timeout = http_settings.graceful_timeout
@@ -164,6 +164,7 @@ class App:
                 self._close_sessions()
                 stop_serving.set()
         finally:
+            current_app.reset(app_token)
             self._lower_requested = None
             self.url = None
         log.info("trisails app lowered")
@@ -183,9 +184,11 @@ class App:
         """Lift the app for the duration of a ``with`` block and yield its base URL (tests use port 0)."""
         async with trio.open_nursery() as nursery:
             url = await nursery.start(self.lift, host, port)
+            token = current_app.set(self)  # ``sails`` resolves in the block too
             try:
                 yield url
             finally:
+                current_app.reset(token)
                 self.lower()
 
     def statistics(self) -> dict[str, Any]:

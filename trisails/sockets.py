@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._errors import TrisailsError
 from .realtime.server import Namespace, RealtimeServer, Socket, on_loop
 from .web.request import Request
 
@@ -30,7 +31,7 @@ Targets = Target | Iterable[Target]
 _MISSING: Any = object()
 
 
-class NoSuchSocket(LookupError):
+class NoSuchSocket(TrisailsError, LookupError):
     """No connected socket has that id (on this process)."""
 
 
@@ -57,6 +58,7 @@ class Sockets:
         socket = self._socket_of(target)
         return socket.id if socket is not None else None
 
+    @on_loop
     def get(self, socket_id: str) -> Socket:
         """The connected socket with this id; :class:`NoSuchSocket` if there is none."""
         socket = self._main.sockets.get(socket_id)
@@ -101,7 +103,7 @@ class Sockets:
                     continue
                 if room == source_room and not include_source_room:
                     continue
-                adapter.delete(sid, room)
+                self._leave(sid, room)
 
     @on_loop
     def add_room_members_to_rooms(self, source_room: str, dest_rooms: str | Iterable[str]) -> None:
@@ -120,12 +122,22 @@ class Sockets:
         rooms = self._rooms(dest_rooms)
         for sid in self._main.adapter.sockets([source_room]):
             for room in rooms:
-                self._main.adapter.delete(sid, room)
+                self._leave(sid, room)
 
+    def _leave(self, sid: str, room: str) -> None:
+        """Through the socket when it is here, so its request is marked as changing its rooms."""
+        socket = self._main.sockets.get(sid)
+        if socket is not None:
+            socket.leave(room)
+        else:
+            self._main.adapter.delete(sid, room)
+
+    @on_loop
     def members(self, room: str) -> set[str]:
         """Ids of the sockets in ``room`` (Sails 1 removed this; people keep asking for it)."""
         return self._main.adapter.sockets([room])
 
+    @on_loop
     def rooms_of(self, target: Request | Socket | str) -> set[str]:
         """The rooms a socket is in, its own id room included."""
         sid = target if isinstance(target, str) else self.get_id(target)
@@ -163,7 +175,7 @@ class Sockets:
             raise TypeError(f"sockets.{name}() takes [event,] data [, omit]; got {len(args)} arguments")
         if len(args) == 1:
             event, data = self.DEFAULT_EVENT_NAME, args[0]
-        elif len(args) == 2 and isinstance(args[0], str):
+        elif len(args) == 2 and isinstance(args[0], str) and not isinstance(args[1], (Request, Socket)):
             event, data = args
         elif len(args) == 2:
             (data, omit), event = args, self.DEFAULT_EVENT_NAME

@@ -76,3 +76,12 @@ def test_paths_match_without_regard_to_case_and_parameters_keep_theirs() -> None
     router = Router()
     router.add("GET /user/:name", action)
     assert router.match("GET", "/USER/Ada")[1] == {"name": "Ada"}  # type: ignore[index]
+
+
+def test_parameters_keep_their_names_and_registering_an_action_again_replaces_it() -> None:
+    router = Router()
+    router.add("GET /thing/:_id/*", action)
+    assert router.match("GET", "/thing/7/a/b")[1] == {"_id": "7", "0": "a/b"}  # type: ignore[index]
+    router.add_action("say/hello", action)
+    router.add_action("say/hello", other)
+    assert router.match("GET", "/say/hello")[0].action is other  # type: ignore[index]

@@ -150,3 +150,37 @@ def test_broadcast_refuses_a_call_it_cannot_read() -> None:
         app.sockets.broadcast("room")
     with pytest.raises(TypeError, match="event name must be a string"):
         app.sockets.broadcast("room", 1, 2, None)
+
+
+async def test_broadcast_of_a_string_to_rooms_omitting_the_requester() -> None:
+    app = App()
+
+    def shout(req: Request, res: Response) -> None:
+        sails.sockets.join(req, "r")
+        sails.sockets.broadcast("r", "just text", req)  # Sails' (rooms, data, omit) form with string data
+        res.ok()
+
+    app.route("POST /shout", shout)
+    app.route("POST /join", lambda req, res: (sails.sockets.join(req, "r"), res.ok())[1])
+    async with app.lifted() as url, sails_socket(url) as listener, sails_socket(url) as shouter:
+        await Requester(listener)("post", "/join")
+        assert (await Requester(shouter)("post", "/shout"))["statusCode"] == 200
+        await listener.expect('42["message","just text"]')
+
+
+async def test_leaving_through_leave_all_marks_the_request_for_trisails_clients() -> None:
+    app = App()
+    app.route("POST /join", lambda req, res: (sails.sockets.join(req, "game"), res.ok())[1])
+    app.route("POST /quit", lambda req, res: (sails.sockets.leave_all("game"), res.ok())[1])
+    async with app.lifted() as url, sails_socket(url, __trisails_client="1") as ws:
+        request = Requester(ws)
+        await request("post", "/join")
+        assert (await request("post", "/quit"))["headers"] == {"x-trisails-rejoin": "1"}
+
+
+async def test_sails_is_the_app_only_while_it_is_lifted() -> None:
+    app = App()
+    async with app.lifted():
+        assert sails.app is app
+    with pytest.raises(NoAppRunning):
+        sails.app

@@ -268,3 +268,25 @@ async def test_trisails_clients_learn_which_requests_subscribed_them() -> None:
             assert (await request("get", "/ok"))["headers"] == {}
         async with sails_socket(url) as ws:  # sails.io.js sees exactly Sails' shapes
             assert (await Requester(ws)("get", "/join"))["headers"] == {}
+
+
+async def test_a_body_json_cannot_hold_still_gets_an_answer() -> None:
+    app = App()
+    app.route("GET /odd", lambda req, res: res.json({"thing": object()}))
+    app.route("GET /ok", lambda req, res: res.ok())
+    async with app.lifted() as url, sails_socket(url) as ws:
+        request = Requester(ws)
+        answer = await request("get", "/odd")
+        assert answer["statusCode"] == 500 and "cannot be sent as JSON" in answer["body"]
+        assert (await request("get", "/ok"))["statusCode"] == 200
+
+
+async def test_json_strings_and_headers_over_http() -> None:
+    app = App()
+    app.route("GET /string", lambda req, res: res.json("a string"))
+    app.route("GET /moved", lambda req, res: (res.set("Location", "/old"), res.redirect("/new"))[1])
+    async with app.lifted() as url, httpx.AsyncClient() as http:
+        response = await http.get(url + "/string")
+        assert response.headers["content-type"].startswith("application/json") and response.json() == "a string"
+        response = await http.get(url + "/moved")
+        assert response.status_code == 302 and response.headers.get_list("location") == ["/new"]

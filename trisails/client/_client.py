@@ -231,7 +231,7 @@ class Client:
         request = virtual_request(method, url, data, headers, self.headers)
         item = await self._submit(request["method"], [request], ack=True)
         jwr = JWR.from_ack(await self._ack(item))
-        if jwr.rejoin:
+        if jwr.rejoin and jwr.error is None:
             rejoin = Rejoin(request["method"], url, request["data"], dict(headers or {}))
             # Latest last: replaying "join a, leave a, join a" as "leave a, join a" ends in the same rooms.
             self._rejoins.pop(rejoin.key(), None)
@@ -553,8 +553,13 @@ class Client:
         with trio.move_on_after(self._options.connect_timeout) as timer:
             for rejoin, waiter in pending:
                 await waiter.done.wait()
-                if waiter.error is None and (error := JWR.from_ack(waiter.args).error) is not None:
-                    log.warning("repeating %s %s after a reconnect failed: %s", rejoin.method, rejoin.url, error)
+                if waiter.error is not None:
+                    continue
+                answer = JWR.from_ack(waiter.args)
+                if answer.error is not None:
+                    log.warning("repeating %s %s after a reconnect failed: %s", rejoin.method, rejoin.url, answer.error)
+                elif not answer.rejoin:  # it changes no room any more: stop repeating it
+                    self._rejoins.pop(rejoin.key(), None)
         if timer.cancelled_caught:
             log.warning("the requests repeated after a reconnect were not all answered in time")
 

@@ -134,7 +134,7 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
-        self._requests: dict[str, Callable[[list[Any], bool], Awaitable[Any]]] = {}
+        self._requests: dict[str, Callable[[list[Any], Callable[[Any], None] | None], Awaitable[None]]] = {}
         self._any: list[Handler] = []
         self._joins = 0  # join() and leave() calls so far: a request that changed it changed the socket's rooms
         self._on_disconnect: list[Handler] = []
@@ -167,9 +167,14 @@ class Socket:
 
         return register(handler) if handler is not None else register
 
-    def _on_request(self, event: str, handler: Callable[[list[Any], bool], Awaitable[Any]]) -> None:
-        """Register a low-level ``handler(args, wants_ack)`` whose result is the ack (virtual requests)."""
+    def _on_request(self, event: str, handler: Callable[[list[Any], Callable[[Any], None] | None], Awaitable[None]]) -> None:
+        """Register a low-level ``handler(args, ack)`` for virtual requests: ``ack(answer)`` sends the one
+        ack argument (and raises TypeError if it cannot be encoded); ``ack`` is None when none was asked."""
         self._requests[event] = handler
+
+    def _ack(self, ack_id: int, answer: Any) -> None:
+        if self.connected:
+            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, [answer], id=ack_id))
 
     def on_any(self, handler: H) -> H:
         """Register ``handler(event, *args)``, called for every event before its own handler."""
@@ -328,9 +333,7 @@ class Socket:
                 await _call(handler, event, *args)
             request_handler = self._requests.get(event)
             if request_handler is not None:
-                result = await request_handler(args, ack_id is not None)
-                if ack_id is not None and self.connected and result is not None:
-                    self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, [result], id=ack_id))
+                await request_handler(args, functools.partial(self._ack, ack_id) if ack_id is not None else None)
                 return
             handler = self._events.get(event) if event not in RESERVED_EVENTS else None
             if handler is None:

@@ -111,7 +111,7 @@ def _to_http(res: Response) -> QuartResponse:
         payload, content_type = b"", None
     elif isinstance(body, (bytes, bytearray, memoryview)):
         payload, content_type = bytes(body), "application/octet-stream"
-    elif isinstance(body, str):
+    elif isinstance(body, str) and not res.as_json:
         payload, content_type = body.encode(), "text/html; charset=utf-8"
     else:
         payload, content_type = orjson.dumps(body, default=_jsonable), "application/json; charset=utf-8"

@@ -99,6 +99,8 @@ class Response:
         self.headers: dict[str, str] = {}
         self.body: Any = _UNSET
         self.sent = False
+        self.as_json = False
+        """Whether the body must go out as JSON even when it is a string (``res.json("text")``)."""
         self._production = production
 
     # setters -----------------------------------------------------------------------------------------
@@ -111,8 +113,17 @@ class Response:
         """Set a response header, or several from a dict."""
         items = name.items() if isinstance(name, dict) else [(name, value)]
         for key, val in items:
+            for existing in [k for k in self.headers if k.lower() == str(key).lower()]:
+                del self.headers[existing]  # header names are case-insensitive: one entry each
             self.headers[str(key)] = str(val)
         return self
+
+    def header(self, name: str) -> str | None:
+        """The value of response header ``name``, whatever its case."""
+        for key, val in self.headers.items():
+            if key.lower() == name.lower():
+                return val
+        return None
 
     # senders -----------------------------------------------------------------------------------------
     def send(self, body: Any = _UNSET) -> None:
@@ -123,7 +134,8 @@ class Response:
         self.body = "" if body is _UNSET else body
 
     def json(self, data: Any = None) -> None:
-        """Send ``data`` as JSON."""
+        """Send ``data`` as JSON (over HTTP a string goes out as a JSON string, ``"text"`` with quotes)."""
+        self.as_json = True
         self.send(data)
 
     def ok(self, data: Any = _UNSET) -> None:
@@ -160,7 +172,8 @@ class Response:
     def redirect(self, url: str, status: int = 302) -> None:
         """Redirect to ``url`` (302 unless told otherwise)."""
         self.set("location", url)
-        self.headers.setdefault("content-type", "text/html")
+        if self.header("content-type") is None:
+            self.set("content-type", "text/html")
         self.status(status).send(f"Redirecting to {url}")
 
     def _describe(self, data: Any, default: str) -> Any:

@@ -25,6 +25,9 @@ __all__ = ["Action", "Route", "Router"]
 Action = Callable[..., Any]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
+# A wildcard's regex group is named so no route parameter can clash; its match is params["0"], ["1"]...
+_WILDCARD_GROUP = "trisails_wildcard_"
+_WILDCARD = {f"{_WILDCARD_GROUP}{n}": str(n) for n in range(16)}
 _PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)(\?)?")
 
 
@@ -48,7 +51,7 @@ class Route:
         found = self.regex.match(path)
         if found is None:
             return None
-        return {k: v for k, v in found.groupdict().items() if v is not None}
+        return {_WILDCARD.get(k, k): v for k, v in found.groupdict().items() if v is not None}
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -62,7 +65,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         out.append(re.escape(pattern[position : match.start()]))
         token = match.group()
         if token == "*":
-            out.append(f"(?P<_{wildcard}>.*)")
+            out.append(f"(?P<{_WILDCARD_GROUP}{wildcard}>.*)")
             wildcard += 1
         else:
             name = token[1:].rstrip("?")
@@ -92,6 +95,7 @@ class Router:
         """Register the action ``name`` (``say/hello``); with ``route`` it also answers at ``/say/hello``."""
         name = name.strip("/").replace(".", "/")
         self.actions[name] = action
+        self.action_routes = [r for r in self.action_routes if r.name != name]  # registering again replaces
         if route:
             self.action_routes.append(Route("*", "/" + name, action, name))
 
@@ -128,7 +132,7 @@ class Router:
         for route in self._all():
             params = route.match(method, path)
             if params is not None:
-                return route, {("0" if k == "_0" else k.lstrip("_") if k.startswith("_") else k): v for k, v in params.items()}
+                return route, params
         return None
 
     def allowed_methods(self, path: str) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import virtual
@@ -45,7 +46,7 @@ def _sdk_version(socket: Socket) -> str | None:
     return socket.handshake.headers.get(name) or socket.handshake.query.get(name)
 
 
-async def _handle(app: App, socket: Socket, verb: str, args: list[Any], wants_ack: bool) -> Any:
+async def _handle(app: App, socket: Socket, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
     production = app.settings.production
     try:
         # Sails' order: the envelope and its url first, then the SDK version.
@@ -58,10 +59,11 @@ async def _handle(app: App, socket: Socket, verb: str, args: list[Any], wants_ac
     except virtual.VirtualRequestError as error:
         log.info("socket %s sent a request that cannot be parsed: %s", socket.id, error.details)
         problem = virtual.parse_error(error.details, production=production)
-        if wants_ack:
-            return problem
-        socket.emit("sails:parseError", problem)
-        return None
+        if ack is not None:
+            ack(problem)
+        else:
+            socket.emit("sails:parseError", problem)
+        return
     req = Request(
         app=app,
         method=request.method,
@@ -78,6 +80,16 @@ async def _handle(app: App, socket: Socket, verb: str, args: list[Any], wants_ac
     headers = dict(res.headers)
     if socket._joins != joins and socket.handshake.query.get("__trisails_client") == "1":
         headers[REJOIN_HEADER] = "1"
-    if res.body is _NO_BODY:
-        return {"headers": headers, "statusCode": res.status_code}
-    return virtual.jwr(res.body, headers, res.status_code)
+    if ack is None:
+        return
+    answer = (
+        {"headers": headers, "statusCode": res.status_code}
+        if res.body is _NO_BODY
+        else virtual.jwr(res.body, headers, res.status_code)
+    )
+    try:
+        ack(answer)
+    except (TypeError, ValueError) as error:  # a body JSON cannot hold: the client still gets an answer
+        log.error("%s %s: the response body cannot be sent as JSON: %s", req.method, req.url, error)
+        body = "Internal Server Error" if production else f"The response body cannot be sent as JSON: {error}"
+        ack(virtual.jwr(body, {}, 500))
