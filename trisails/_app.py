@@ -3,6 +3,7 @@
 ``App.lift`` is the root of the task tree::
 
     App.lift                       the root nursery
+    ├── App._own_tasks             the app's background tasks (app.start_soon): cancelled on lowering
     ├── listener.serve             accepts connections on the one port
     │   └── one task per connection: hypercorn for HTTP, or for a websocket to /socket.io/
     │       └── EngineSession.run: heartbeat, reader, writer, event handlers
@@ -62,6 +63,8 @@ class App:
         """The quart-trio app that serves plain HTTP."""
         self.url: str | None = None
         """The base URL the app listens on, once lifted (``http://127.0.0.1:1337``)."""
+        self.state: dict[str, Any] = {}
+        """The app's own long-lived objects (a game arena, a cache), reachable wherever the app is."""
         self.router = Router()
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
@@ -70,6 +73,7 @@ class App:
         self.io.on("connection", partial(virtual.attach, self))
         self._http_installed = False
         self._on_lift: list[LiftHook] = []
+        self._tasks: trio.Nursery | None = None
         self._lower_requested: trio.Event | None = None
         self._engine_path = self.settings.sockets.path.rstrip("/")
 
@@ -98,6 +102,24 @@ class App:
         """Register ``hook(app)`` (sync or async) to run when the app lifts, before it accepts connections."""
         self._on_lift.append(hook)
         return hook
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` as a task the app owns: a game loop, a ticker, a feed poller.
+
+        It starts now and is cancelled when the app lowers, like every task of the app. Call it from an
+        ``on_lift`` hook (or ``config/bootstrap.py``) or from anything running while the app is lifted.
+        """
+        if self._tasks is None:
+            raise RuntimeError("the app is not lifted: start background tasks from an on_lift hook (bootstrap)")
+        self._tasks.start_soon(fn, *args, name=name)
+
+    async def _own_tasks(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        """The nursery of the app's background tasks; it is cancelled as soon as lowering starts."""
+        assert self._lower_requested is not None
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await self._lower_requested.wait()
+            nursery.cancel_scope.cancel()
 
     # ----------------------------------------------------------------------------------------- ASGI
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -139,6 +161,7 @@ class App:
             async with trio.open_nursery() as root:
                 self.io.bind(root)
                 self._engine.bind(root)
+                self._tasks = await root.start(self._own_tasks)
                 for hook in self._on_lift:
                     await _call(hook, self)
                 if not self._http_installed:
@@ -165,6 +188,7 @@ class App:
                 stop_serving.set()
         finally:
             current_app.reset(app_token)
+            self._tasks = None
             self._lower_requested = None
             self.url = None
         log.info("trisails app lowered")

@@ -105,6 +105,8 @@ class Settings:
     sockets: SocketSettings = field(default_factory=SocketSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     blueprints: BlueprintSettings = field(default_factory=BlueprintSettings)
+    custom: dict[str, Any] = field(default_factory=dict)
+    """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
     @property
     def production(self) -> bool:

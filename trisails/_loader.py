@@ -8,11 +8,16 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/sockets.py       settings for app.settings.sockets (ping_interval = 25000, ...)
       config/http.py          settings for app.settings.http (port = 1337, ...)
       config/blueprints.py    settings for app.settings.blueprints (actions = True)
+      config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       assets/                 static files served at /
 
 A config module's settings are its public names (or its ``__all__``); a name the section does not know
 is an error that lists the ones it does, so a typo never passes silently.
+
+The folder is imported as a package of its own (named after its path, so two apps never share a
+module), which lets its modules import each other relatively: ``config/bootstrap.py`` can say
+``from ..game import Match`` for ``game.py`` at the top of the folder.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import sys
 import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +41,7 @@ log = logging.getLogger("trisails")
 
 #: config file → the Settings attribute it fills
 SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints"}
-HOOKS = {"bootstrap", "routes"}
+HOOKS = {"bootstrap", "routes", "custom"}
 
 
 def load_app(cls: type[App], folder: Path, *, environment: str | None = None) -> App:
@@ -44,6 +50,7 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
     if not folder.is_dir():
         raise AppLoadError(f"app folder {folder} does not exist")
     package = "_trisails_app_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    _package(package, folder)
     settings = Settings(environment=environment or os.environ.get("TRISAILS_ENV", "development"))  # type: ignore[arg-type]
     config_dir = folder / "config"
     modules: dict[str, types.ModuleType] = {}
@@ -53,7 +60,9 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
                 continue
             modules[path.stem] = _import(f"{package}.config.{path.stem}", path)
     for name, module in modules.items():
-        if name in SECTIONS:
+        if name == "custom":
+            settings.custom.update(_settings_of(module))
+        elif name in SECTIONS:
             try:
                 apply_section(getattr(settings, SECTIONS[name]), _settings_of(module), source=f"config/{name}.py")
             except ConfigError as error:
@@ -104,7 +113,24 @@ def _load_controllers(app: App, folder: Path, package: str) -> None:
             app.action(f"{prefix}/{name}", value)
 
 
+def _package(name: str, folder: Path) -> None:
+    """Register ``name`` as the package whose modules live in ``folder`` (for relative imports)."""
+    if name in sys.modules:
+        return
+    module = types.ModuleType(name, f"the trisails app folder {folder}")
+    module.__path__ = [str(folder)]
+    module.__package__ = name
+    sys.modules[name] = module
+
+
 def _import(name: str, path: Path) -> types.ModuleType:
+    parent, _, _ = name.rpartition(".")
+    root = name.split(".")[0]
+    # every folder between the app's package and the module is a package too
+    prefix, folder = root, Path(sys.modules[root].__path__[0]) if root in sys.modules else path.parent
+    for part in parent.split(".")[1:]:
+        prefix, folder = f"{prefix}.{part}", folder / part
+        _package(prefix, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot load {path}")

@@ -724,6 +724,15 @@
     // -------------------------------------------------------------------------- connection control
 
     isConnected() { return this._state === 'connected'; }
+
+    // A raw Socket.IO event, for what is not a request: game input, typing indicators. Fire and forget:
+    // it is dropped (and false returned) while the socket is not connected. sails.io.js users reach
+    // for `io.socket._raw.emit` for the same thing.
+    emit(event, ...args) {
+      if (!this.isConnected()) { return false; }
+      this._sendPacket(EVENT, [String(event)].concat(args));
+      return true;
+    }
     isConnecting() { return this._state === 'connecting' || this._state === 'waiting'; }
     mightBeAboutToAutoConnect() { return this._mightBeAboutToAutoConnect; }
 
