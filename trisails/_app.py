@@ -129,7 +129,7 @@ class App:
             if path == self._engine_path or path.startswith(self._engine_path + "/"):
                 await self._engine(scope, receive, send)
                 return
-        await self.http(scope, receive, send)
+        await self.http(scope, receive, send)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------------------------- lifetime
     async def lift(

@@ -335,12 +335,12 @@ class Socket:
             if request_handler is not None:
                 await request_handler(args, functools.partial(self._ack, ack_id) if ack_id is not None else None)
                 return
-            handler = self._events.get(event) if event not in RESERVED_EVENTS else None
-            if handler is None:
+            event_handler = self._events.get(event) if event not in RESERVED_EVENTS else None
+            if event_handler is None:
                 if not self._any:
                     log.debug("socket %s: no handler for event %r", self.id, event)
                 return
-            result = await _call(handler, *args)
+            result = await _call(event_handler, *args)
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return

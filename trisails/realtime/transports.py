@@ -276,7 +276,7 @@ def _address(scope: Scope) -> str:
     return client[0] if client else ""
 
 
-def _header(scope: Scope, name: str) -> str | None:  # noqa: D103
+def _header(scope: Scope, name: str) -> str | None:
     wanted = name.encode()
     for key, value in scope.get("headers", ()):
         if key.lower() == wanted:
@@ -364,4 +364,4 @@ def decline_compression() -> None:
         return original(offers, extensions)
 
     negotiate._trisails = True  # type: ignore[attr-defined]
-    ws_stream.server_extensions_handshake = negotiate
+    ws_stream.server_extensions_handshake = negotiate  # type: ignore[assignment]

@@ -23,7 +23,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 __all__ = ["StreamWebSocket"]
@@ -60,7 +60,7 @@ class StreamWebSocket:
             self._ws.receive_data(chunk)
 
     async def accept(self, request: Request, *, compression: bool) -> None:
-        extensions = [PerMessageDeflate()] if compression and request.extensions else []
+        extensions: list[Extension] = [PerMessageDeflate()] if compression and request.extensions else []
         await self._write(self._ws.send(AcceptConnection(extensions=extensions)))
 
     async def refuse(self, status: int, body: bytes) -> None:
@@ -92,7 +92,7 @@ class StreamWebSocket:
         while True:
             for event in self._ws.events():
                 if isinstance(event, (TextMessage, BytesMessage)):
-                    self._parts.append(event.data)
+                    self._parts.append(bytes(event.data) if isinstance(event.data, bytearray) else event.data)
                     self._size += len(event.data)
                     if self._size > self._max_message_size:
                         log.info("closing websocket: message over %d bytes", self._max_message_size)

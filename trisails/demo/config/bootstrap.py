@@ -29,7 +29,7 @@ def bootstrap(app: App) -> None:
 
     async def join(req: Request, res: Response) -> None:
         """A socket joins the chat under a name and gets the recent messages and who is here."""
-        if not req.is_socket:
+        if req.socket is None:
             return res.bad_request("Join the chat over a socket: io.socket.post('/chat/join', {name})")
         name = str(req.param("name") or "").strip()[:32] or f"guest-{req.socket.id[:4]}"
         names[req.socket.id] = name
