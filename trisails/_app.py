@@ -30,7 +30,7 @@ from quart_trio import QuartTrio
 from ._config import Settings
 from ._errors import ConfigError
 from .protocol import engineio as eio
-from .realtime.server import RealtimeServer, _call
+from .realtime.server import RealtimeServer, _call, on_loop
 from ._current import current_app
 from .realtime import listener
 from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
@@ -103,6 +103,7 @@ class App:
         self._on_lift.append(hook)
         return hook
 
+    @on_loop
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
         """Run ``fn(*args)`` as a task the app owns: a game loop, a ticker, a feed poller.
 

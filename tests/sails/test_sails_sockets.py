@@ -184,3 +184,24 @@ async def test_sails_is_the_app_only_while_it_is_lifted() -> None:
         assert sails.app is app
     with pytest.raises(NoAppRunning):
         sails.app
+
+
+async def test_a_plain_def_action_can_start_app_and_socket_tasks() -> None:
+    app = App()
+    ran: list[str] = []
+
+    async def work(label: str) -> None:
+        ran.append(label)
+
+    def start(req: Request, res: Response) -> None:  # runs in a worker thread
+        app.start_soon(work, "app")
+        req.socket.start_soon(work, "socket")  # type: ignore[union-attr]
+        res.ok()
+
+    app.route("POST /start", start)
+    async with app.lifted() as url, sails_socket(url) as ws:
+        assert (await Requester(ws)("post", "/start"))["statusCode"] == 200
+        with trio.fail_after(5):
+            while len(ran) < 2:
+                await trio.sleep(0.01)
+    assert sorted(ran) == ["app", "socket"]

@@ -181,6 +181,7 @@ class Socket:
         self._any.append(handler)
         return handler
 
+    @on_loop
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn(*args)`` as a task that lives as long as this socket's connection, and no longer."""
         nursery = self._connection.session.nursery
