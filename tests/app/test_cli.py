@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def running(*args: str) -> AsyncIterator[tuple[trio.Process, str]]:
+    """The CLI started with ``args``, once it says where it serves; killed on exit if still running."""
+    process, url = await start(*args)
+    try:
+        yield process, url
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def start(*args: str) -> tuple[trio.Process, str]:
@@ -49,8 +63,7 @@ async def start(*args: str) -> tuple[trio.Process, str]:
 
 async def test_the_cli_serves_the_reference_example_and_stops_cleanly_on_sigterm() -> None:
     port = free_port()
-    process, url = await start(str(EXAMPLES / "socketio_reference"), "--port", str(port))
-    try:
+    async with running(str(EXAMPLES / "socketio_reference"), "--port", str(port)) as (process, url):
         assert url == f"http://127.0.0.1:{port}"
         async with open_websocket_url(ws_url(url)) as ws:
             try:
@@ -70,25 +83,15 @@ async def test_the_cli_serves_the_reference_example_and_stops_cleanly_on_sigterm
                 await close_tcp(ws)
         with trio.fail_after(10):
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_the_cli_serves_the_demo_with_no_folder_and_stops_on_ctrl_c() -> None:
-    port = free_port()
-    process, url = await start("--port", str(port))
-    try:
+    async with running("--port", str(free_port())) as (process, url):
         async with httpx.AsyncClient() as http:
             assert "trisails is lifted" in (await http.get(url + "/")).text
         process.send_signal(signal.SIGINT)
         with trio.fail_after(10):
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_the_cli_explains_a_folder_it_cannot_load(tmp_path: Path) -> None:
