@@ -170,7 +170,6 @@ class EngineSession:
         self._last_ping = trio.current_time()
         self._pong = trio.Event()
         self._poll_scope: trio.CancelScope | None = None
-        self._upgraded = trio.Event()
         self.dropped = 0  # messages dropped by the "drop" slow-consumer policy
 
     # ----------------------------------------------------------------------------------------- lifetime
@@ -197,7 +196,7 @@ class EngineSession:
                 if self.receiver is not None:
                     self.receiver.on_open()
                 await self._closed.wait()
-                if self._flush_on_close and websocket is None and self.transport == "polling":
+                if self._flush_on_close and self.transport == "polling":
                     # Let a pending or imminent long-poll collect the last packets (and the close).
                     with trio.move_on_after(1.0):
                         await self._out_recv_drained()
@@ -217,9 +216,6 @@ class EngineSession:
                 on_end(self)
             if self.receiver is not None:
                 self.receiver.on_close(self.close_reason or "transport close")
-
-    async def wait_closed(self) -> None:
-        await self._closed.wait()
 
     @property
     def close_code(self) -> int:
@@ -423,7 +419,6 @@ class EngineSession:
         self.state = SessionState.OPEN
         if self._poll_scope is not None:
             self._poll_scope.cancel()
-        self._upgraded.set()
         self.nursery.start_soon(self._websocket_reader, websocket)
         self.nursery.start_soon(self._websocket_writer, websocket)
         await self._ended.wait()
