@@ -6,6 +6,7 @@ are documented separately in :mod:`trisails.protocol`.
 
 from ._app import App as App
 from ._config import BlueprintSettings as BlueprintSettings
+from ._config import DatastoreSettings as DatastoreSettings
 from ._current import NoAppRunning as NoAppRunning
 from ._current import sails as sails
 from ._config import HttpSettings as HttpSettings
@@ -20,6 +21,13 @@ from ._errors import EngineIOError as EngineIOError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import SocketIOError as SocketIOError
 from ._errors import TrisailsError as TrisailsError
+from .orm.criteria import UsageError as UsageError
+from .orm.model import Model as Model
+from .orm.model import ModelError as ModelError
+from .orm.model import Optional as Optional
+from .orm.model import PrimaryKey as PrimaryKey
+from .orm.model import Required as Required
+from .orm.model import Set as Set
 from .realtime.engine import Handshake as Handshake
 from .realtime.server import BroadcastOperator as BroadcastOperator
 from .realtime.server import Namespace as Namespace
@@ -41,17 +49,24 @@ __all__ = [
     "BroadcastOperator",
     "ConfigError",
     "ConnectionRefused",
+    "DatastoreSettings",
     "DisconnectedError",
     "EngineIOError",
     "Handshake",
     "HttpSettings",
+    "Model",
+    "ModelError",
     "Namespace",
     "NoAppRunning",
     "NoSuchSocket",
+    "Optional",
+    "PrimaryKey",
     "ProtocolError",
     "RealtimeServer",
+    "Required",
     "Request",
     "Response",
+    "Set",
     "Settings",
     "Socket",
     "SocketHandshake",
@@ -59,5 +74,6 @@ __all__ = [
     "SocketSettings",
     "Sockets",
     "TrisailsError",
+    "UsageError",
     "sails",
 ]

@@ -34,6 +34,11 @@ from .realtime.server import RealtimeServer, _call, on_loop
 from ._current import current_app
 from .realtime import listener
 from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
+from .orm import blueprints
+from .orm.binding import ModelBinding, build_entities
+from .orm.datastore import Datastore
+from .orm.model import Model, check_relations
+from .orm.pubsub import PubSub
 from .sockets import Sockets
 from .web import http, virtual
 from .web.router import Action, Router
@@ -69,6 +74,12 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
+        self.models: dict[str, ModelBinding] = {}
+        """The app's models by identity, while it is lifted (``app.models["user"].entity`` is the Pony entity)."""
+        self.datastore: Datastore | None = None
+        """The database of the models, while the app is lifted."""
+        self._declarations: dict[str, type[Model]] = {}
+        self._blueprints_installed = False
         self._engine = EngineIOEndpoint(self.io, self.settings.sockets)
         self.io.on("connection", partial(virtual.attach, self))
         self._http_installed = False
@@ -97,6 +108,43 @@ class App:
             return action
 
         return register(fn) if fn is not None else register
+
+    def model(self, declaration: type[Model]) -> type[Model]:
+        """Give the app the model ``declaration`` (a :class:`~trisails.Model` subclass): its table, its
+        blueprint routes, its pub-sub. An app folder's ``api/models/*.py`` are added this way. Usable as
+        a class decorator."""
+        if not (isinstance(declaration, type) and issubclass(declaration, Model)) or declaration is Model:
+            raise ConfigError(f"app.model() takes a subclass of trisails.Model, got {declaration!r}")
+        if self._lower_requested is not None:
+            raise ConfigError("add models before the app lifts")
+        known = self._declarations.get(declaration.identity)
+        if known is not None and known is not declaration:
+            raise ConfigError(
+                f"two models have the identity {declaration.identity!r} ({known.__qualname__} and "
+                f"{declaration.__qualname__}); give one another identity: class {declaration.__name__}(Model, identity=...)"
+            )
+        self._declarations[declaration.identity] = declaration
+        return declaration
+
+    async def _open_models(self) -> None:
+        """Build this lift's Pony entities, connect, map the tables, and set up pub-sub for each model."""
+        declarations = list(self._declarations.values())
+        check_relations(declarations)
+        datastore = Datastore(self.settings.datastores, root=self.root, production=self.settings.production)
+        self.datastore = datastore
+        entities = build_entities(datastore.db, declarations)
+        await trio.to_thread.run_sync(datastore.open)
+        models = {d.identity: ModelBinding(d, entities[d.identity], datastore) for d in declarations}
+        for binding in models.values():
+            binding.models = models
+            binding.pubsub = PubSub(binding, self.sockets)
+        self.models = models
+
+    def _close_models(self) -> None:
+        if self.datastore is not None:
+            self.datastore.close()
+        self.datastore = None
+        self.models = {}
 
     def on_lift(self, hook: LiftHook) -> LiftHook:
         """Register ``hook(app)`` (sync or async) to run when the app lifts, before it accepts connections."""
@@ -163,6 +211,11 @@ class App:
                 self.io.bind(root)
                 self._engine.bind(root)
                 self._tasks = await root.start(self._own_tasks)
+                if self._declarations:
+                    await self._open_models()
+                    if not self._blueprints_installed:
+                        blueprints.install(self)
+                        self._blueprints_installed = True
                 for hook in self._on_lift:
                     await _call(hook, self)
                 if not self._http_installed:
@@ -188,6 +241,7 @@ class App:
                 self._close_sessions()
                 stop_serving.set()
         finally:
+            self._close_models()
             current_app.reset(app_token)
             self._tasks = None
             self._lower_requested = None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 
-__all__ = ["BlueprintSettings", "HttpSettings", "Settings", "SocketSettings"]
+__all__ = ["BlueprintSettings", "DatastoreSettings", "HttpSettings", "Settings", "SocketSettings"]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
 
@@ -85,6 +85,53 @@ class BlueprintSettings:
     actions: bool = True
     """Give every controller function a route of its own: ``/say/hello`` for ``api/controllers/say.py``'s
     ``hello``, for any verb. Explicit routes in ``config/routes.py`` always come first."""
+    rest: bool = True
+    """Give every model the REST routes: ``GET /user``, ``GET /user/:id``, ``POST /user``, ``PATCH
+    /user/:id``, ``DELETE /user/:id`` and the association routes."""
+    shortcuts: bool | None = None
+    """The ``GET /user/create?name=ann`` style routes, handy in a browser's address bar. ``None`` means on
+    in development and off in production (anyone could change data with a link)."""
+    prefix: str = ""
+    """A path before every blueprint route (``"/api"`` gives ``/api/user``)."""
+    rest_prefix: str = ""
+    """A path between :attr:`prefix` and the model, for the REST routes only (``"/v1"``)."""
+    auto_watch: bool = True
+    """A socket that finds records also joins the model's class room, and hears ``created``."""
+    mirror: bool = False
+    """Send a socket the messages about its own changes too (Sails leaves the requester out)."""
+    default_limit: int = 30
+    """How many records ``GET /user`` answers when the request sets no ``limit``."""
+
+    def validate(self) -> None:
+        for name in ("prefix", "rest_prefix"):
+            value = getattr(self, name)
+            if value and (not value.startswith("/") or value.endswith("/")):
+                raise ConfigError(f"blueprints.{name} must start with '/' and not end with one, like '/api'; got {value!r}")
+        if self.default_limit < 1:
+            raise ConfigError(f"blueprints.default_limit must be at least 1, got {self.default_limit!r}")
+
+
+@dataclass
+class DatastoreSettings:
+    """Where the models keep their records (``config/datastores.py``); see ``docs/howto/datastores.md``."""
+
+    url: str = ""
+    """``""`` for SQLite in the app's ``.tmp/`` folder, ``sqlite:///path.db``, ``sqlite://:memory:``, or
+    ``postgres://user:password@host:5432/database``. The environment variable ``TRISAILS_DATABASE_URL``
+    overrides it for an app folder."""
+    migrate: str = "auto"
+    """What lifting does to the tables: ``safe`` (touch nothing; the tables must exist), ``alter`` (create
+    missing tables; existing ones are kept as they are), ``drop`` (delete every table of the models, data
+    included, and create them anew). ``auto`` is ``alter`` in development and ``safe`` in production."""
+    pool_size: int = 0
+    """How many database operations may run at once, each in its own worker thread with its own
+    connection; 0 picks 4 for SQLite and 8 for PostgreSQL."""
+
+    def validate(self) -> None:
+        if self.migrate not in ("auto", "safe", "alter", "drop"):
+            raise ConfigError(f"datastores.migrate must be 'auto', 'safe', 'alter' or 'drop', got {self.migrate!r}")
+        if self.pool_size < 0:
+            raise ConfigError(f"datastores.pool_size must be 0 (automatic) or more, got {self.pool_size!r}")
 
 
 @dataclass
@@ -105,6 +152,7 @@ class Settings:
     sockets: SocketSettings = field(default_factory=SocketSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     blueprints: BlueprintSettings = field(default_factory=BlueprintSettings)
+    datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -116,6 +164,8 @@ class Settings:
         if self.environment not in ("development", "production"):
             raise ConfigError(f"environment must be 'development' or 'production', got {self.environment!r}")
         self.sockets.validate()
+        self.blueprints.validate()
+        self.datastores.validate()
 
 
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
@@ -130,8 +180,10 @@ def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
         current = getattr(section, name)
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
-        if not _same_kind(current, value):
-            raise ConfigError(f"{source}: setting {name!r} takes {_kind(current)} (default {current!r}), got {value!r}")
+        optional_bool = "bool" in str(known[name].type)
+        if not _same_kind(current, value, optional_bool=optional_bool):
+            kind = "True, False or None" if optional_bool else _kind(current)
+            raise ConfigError(f"{source}: setting {name!r} takes {kind} (default {current!r}), got {value!r}")
         setattr(section, name, value)
 
 
@@ -147,8 +199,10 @@ def _kind(default: Any) -> str:
     return "a string"
 
 
-def _same_kind(default: Any, value: Any) -> bool:
+def _same_kind(default: Any, value: Any, *, optional_bool: bool = False) -> bool:
     """Whether ``value`` can stand where ``default`` stood: the checks a typo or a wrong unit would fail."""
+    if default is None and optional_bool:  # True, False, or None for automatic (blueprints.shortcuts)
+        return value is None or isinstance(value, bool)
     if default is None:  # optional numbers, such as ack_timeout
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
     if isinstance(default, str):

@@ -4,10 +4,12 @@ An app folder is sugar over the programmatic API; everything it declares can be 
 
     myapp/
       api/controllers/say.py  actions: every public function, ``async def hello(req, res)`` is ``say/hello``
+      api/models/user.py      models: every trisails.Model subclass defined there (class User(Model): ...)
       config/routes.py        routes = {"GET /hello": "say.hello", ...}
       config/sockets.py       settings for app.settings.sockets (ping_interval = 25000, ...)
       config/http.py          settings for app.settings.http (port = 1337, ...)
-      config/blueprints.py    settings for app.settings.blueprints (actions = True)
+      config/blueprints.py    settings for app.settings.blueprints (actions = True, prefix = "/api", ...)
+      config/datastores.py    settings for app.settings.datastores (url = "postgres://...", migrate = "alter")
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       assets/                 static files served at /
@@ -17,7 +19,11 @@ is an error that lists the ones it does, so a typo never passes silently.
 
 The folder is imported as a package of its own (named after its path, so two apps never share a
 module), which lets its modules import each other relatively: ``config/bootstrap.py`` can say
-``from ..game import Match`` for ``game.py`` at the top of the folder.
+``from ..game import Match`` for ``game.py`` at the top of the folder, and a controller
+``from ..models.user import User``. Each load imports the folder's modules afresh.
+
+The environment variable ``TRISAILS_DATABASE_URL``, when set, overrides ``config/datastores.py``'s
+``url``, so one app folder can run against SQLite on a laptop and PostgreSQL in production.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trisails")
 
 #: config file → the Settings attribute it fills
-SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints"}
+SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints", "datastores": "datastores"}
 HOOKS = {"bootstrap", "routes", "custom"}
 
 
@@ -50,6 +56,8 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
     if not folder.is_dir():
         raise AppLoadError(f"app folder {folder} does not exist")
     package = "_trisails_app_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    for name in [n for n in sys.modules if n.startswith(package + ".")]:
+        del sys.modules[name]  # a fresh load: no module of an earlier load of this folder is reused
     _package(package, folder)
     settings = Settings(environment=environment or os.environ.get("TRISAILS_ENV", "development"))  # type: ignore[arg-type]
     config_dir = folder / "config"
@@ -69,10 +77,14 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
                 raise AppLoadError(str(error)) from None
         elif name not in HOOKS:
             log.warning("config/%s.py is not a known config file (known: %s); ignored", name, ", ".join(sorted(SECTIONS.keys() | HOOKS)))
+    database_url = os.environ.get("TRISAILS_DATABASE_URL")
+    if database_url:
+        settings.datastores.url = database_url
     try:
         app = cls(settings, root=folder)
     except ConfigError as error:
         raise AppLoadError(f"{folder}: {error}") from None
+    _load_models(app, folder / "api" / "models", package)
     _load_controllers(app, folder / "api" / "controllers", package)
     routes_module = modules.get("routes")
     if routes_module is not None:
@@ -103,7 +115,7 @@ def _load_controllers(app: App, folder: Path, package: str) -> None:
         relative = path.relative_to(folder).with_suffix("")
         if any(part.startswith("_") for part in relative.parts):
             continue
-        module = _import(f"{package}.controllers." + ".".join(relative.parts), path)
+        module = _import(f"{package}.api.controllers." + ".".join(relative.parts), path)
         prefix = "/".join(relative.parts)
         for name, value in vars(module).items():
             if name.startswith("_") or not callable(value) or isinstance(value, type):
@@ -111,6 +123,26 @@ def _load_controllers(app: App, folder: Path, package: str) -> None:
             if getattr(value, "__module__", None) != module.__name__:
                 continue  # imported, not defined here
             app.action(f"{prefix}/{name}", value)
+
+
+def _load_models(app: App, folder: Path, package: str) -> None:
+    """Every :class:`~trisails.Model` subclass defined in ``api/models/*.py`` becomes a model of the app."""
+    from .orm.model import Model
+
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        name = f"{package}.api.models.{path.stem}"
+        module = sys.modules.get(name) or _import(name, path)  # another model file may have imported it
+        for value in vars(module).items():
+            declaration = value[1]
+            if isinstance(declaration, type) and issubclass(declaration, Model) and declaration.__module__ == name:
+                try:
+                    app.model(declaration)
+                except ConfigError as error:
+                    raise AppLoadError(f"{path}: {error}") from None
 
 
 def _package(name: str, folder: Path) -> None:
@@ -135,9 +167,11 @@ def _import(name: str, path: Path) -> types.ModuleType:
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so the folder's other modules import this very module
     try:
         spec.loader.exec_module(module)
     except Exception as error:
+        del sys.modules[name]
         raise AppLoadError(f"{path} failed to load: {error!r}") from error
     return module
 

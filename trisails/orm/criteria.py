@@ -150,12 +150,13 @@ class UsageError(TrisailsError):
     what is wrong with it, for the client.
     """
 
-    code = "E_INVALID_CRITERIA"
-
-    def __init__(self, parameter: str, details: str) -> None:
+    def __init__(self, parameter: str, details: str, *, code: str = "E_INVALID_CRITERIA") -> None:
         super().__init__(details)
         self.parameter = parameter
         self.details = details
+        self.code = code
+        """Sails' error code: ``E_INVALID_CRITERIA`` for a query, ``E_INVALID_NEW_RECORD`` or
+        ``E_INVALID_VALUES_TO_SET`` for values a model refuses, ``E_UNIQUE`` for a taken unique value."""
 
     def body(self, method: str, path: str, *, production: bool) -> dict[str, str]:
         """The JSON body Sails' ``formatUsageError`` gives, key order included; the tip is dev-only."""

@@ -8,7 +8,7 @@ A target is an action: a function, or the name of one in ``api/controllers`` (``
 
 Explicit routes are matched first, in the order they were added; then the action routes that every
 controller function gets (``/say/hello`` for ``api/controllers/say.py:hello``) unless the app turns them
-off.
+off; then the blueprint routes of the models (``GET /user/:id``), so an app's own route always wins.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self.action_routes: list[Route] = []
+        self.blueprint_routes: list[Route] = []
         self.actions: dict[str, Action] = {}
         """Every known action by name (``say/hello``)."""
 
@@ -98,6 +99,12 @@ class Router:
         self.action_routes = [r for r in self.action_routes if r.name != name]  # registering again replaces
         if route:
             self.action_routes.append(Route("*", "/" + name, action, name))
+
+    def add_blueprint(self, method: str, path: str, action: Action, name: str, options: dict[str, Any]) -> Route:
+        """Add a model's blueprint route; these are matched after every other route."""
+        route = Route(method, path, action, name, options)
+        self.blueprint_routes.append(route)
+        return route
 
     def add(self, spec: str, target: Action | str | dict[str, Any]) -> Route:
         """Add an explicit route, ``"GET /user/:id"`` or ``"/path"`` (any verb)."""
@@ -148,3 +155,4 @@ class Router:
     def _all(self) -> Iterable[Route]:
         yield from self.routes
         yield from self.action_routes
+        yield from self.blueprint_routes

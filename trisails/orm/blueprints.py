@@ -1,0 +1,336 @@
+"""Blueprints: the REST routes, shortcuts and association routes every model gets, and their actions.
+
+For the model ``user`` (base ``/user``, after ``blueprints.prefix`` and ``blueprints.rest_prefix``)::
+
+    GET    /user                          find          subscribes the socket to what it found
+    GET    /user/:id                      find_one      subscribes to the record
+    POST   /user                          create        publishes created
+    PATCH  /user/:id   (and PUT)          update        publishes updated
+    DELETE /user/:id                      destroy       publishes destroyed
+    PUT    /user/:parentid/pets/:childid  add           publishes addedTo
+    DELETE /user/:parentid/pets/:childid  remove        publishes removedFrom
+    PUT    /user/:parentid/pets           replace       publishes addedTo/removedFrom
+    GET    /user/:parentid/pets           populate
+
+and, when ``blueprints.shortcuts`` is on (in development by default), ``GET /user/find``,
+``/user/find/:id``, ``/user/create``, ``/user/update/:id``, ``/user/destroy/:id``,
+``/user/:parentid/pets/add/:childid``, ``/user/:parentid/pets/remove/:childid`` and
+``/user/:parentid/pets/replace``.
+
+Every action answers what Sails answers: 200 with the record(s), 404 ``"Not Found"``, or 400 with a
+``{"code", "details", "message"}`` body naming the parameter at fault. A socket's own change is never
+sent back to it (unless ``blueprints.mirror``); every other subscriber hears it, whether the change came
+over a socket or over HTTP. A controller action named like a blueprint (``api/controllers/user.py``'s
+``find``) takes the blueprint's routes, and the app's own routes always come first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .binding import MissingRecord, ModelBinding
+from .criteria import Criteria, UsageError, _json, apply, parse_find
+
+if TYPE_CHECKING:
+    from .._app import App
+    from .._config import BlueprintSettings
+    from ..web.request import Request, Response
+    from ..web.router import Router
+
+__all__ = ["ACTIONS", "install"]
+
+log = logging.getLogger("trisails.orm")
+
+_OPTIONS = ("select", "omit", "populate")
+
+
+def install(app: App) -> None:
+    """Add the blueprint routes of every model of ``app`` to its router, after all other routes."""
+    settings = app.settings.blueprints
+    shortcuts = settings.shortcuts if settings.shortcuts is not None else not app.settings.production
+    for binding in app.models.values():
+        routes = _routes(binding, settings, shortcuts=shortcuts)
+        for method, path, blueprint, alias in routes:
+            action = _override(app.router, binding.identity, blueprint) or ACTIONS[blueprint]
+            options = {"model": binding.identity, "blueprint": blueprint}
+            if alias is not None:
+                options["alias"] = alias
+            app.router.add_blueprint(method, path, action, f"{binding.identity}/{blueprint}", options)
+
+
+def _routes(binding: ModelBinding, settings: BlueprintSettings, *, shortcuts: bool) -> list[tuple[str, str, str, str | None]]:
+    found: list[tuple[str, str, str, str | None]] = []
+    collections = [a.alias for a in binding.associations.values() if a.many]
+    if shortcuts:  # first, or GET /user/:id would take /user/find
+        base = f"{settings.prefix}/{binding.identity}"
+        found += [
+            ("GET", f"{base}/find", "find", None),
+            ("GET", f"{base}/find/:id", "find_one", None),
+            ("GET", f"{base}/create", "create", None),
+            ("GET", f"{base}/update/:id", "update", None),
+            ("GET", f"{base}/destroy/:id", "destroy", None),
+        ]
+        for alias in collections:
+            found += [
+                ("GET", f"{base}/:parentid/{alias}/add/:childid", "add", alias),
+                ("GET", f"{base}/:parentid/{alias}/remove/:childid", "remove", alias),
+                ("GET", f"{base}/:parentid/{alias}/replace", "replace", alias),
+            ]
+    if settings.rest:
+        base = f"{settings.prefix}{settings.rest_prefix}/{binding.identity}"
+        found += [
+            ("GET", base, "find", None),
+            ("GET", f"{base}/:id", "find_one", None),
+            ("POST", base, "create", None),
+            ("PATCH", f"{base}/:id", "update", None),
+            ("PUT", f"{base}/:id", "update", None),
+            ("DELETE", f"{base}/:id", "destroy", None),
+        ]
+        for alias in collections:
+            found += [
+                ("PUT", f"{base}/:parentid/{alias}/:childid", "add", alias),
+                ("DELETE", f"{base}/:parentid/{alias}/:childid", "remove", alias),
+                ("PUT", f"{base}/:parentid/{alias}", "replace", alias),
+            ]
+    if settings.rest or shortcuts:
+        base = f"{settings.prefix}{settings.rest_prefix if settings.rest else ''}/{binding.identity}"
+        for alias in binding.associations:
+            found.append(("GET", f"{base}/:parentid/{alias}", "populate", alias))
+    return found
+
+
+def _override(router: Router, identity: str, blueprint: str) -> Callable[..., Any] | None:
+    """The app's own action for a blueprint (``user/find``; ``user/findone`` or ``user/find_one``)."""
+    names = [f"{identity}/{blueprint}"]
+    if blueprint == "find_one":
+        names.append(f"{identity}/findone")
+    for name in names:
+        if name in router.actions:
+            return router.actions[name]
+    return None
+
+
+# --------------------------------------------------------------------------------------------- plumbing
+def _binding(req: Request) -> ModelBinding:
+    return req.app.models[req.options["model"]]
+
+
+def _mirror(req: Request) -> Request | None:
+    """Who to leave out of the messages: the requester, unless ``blueprints.mirror``."""
+    return None if req.app.settings.blueprints.mirror else req
+
+
+def _refuse(req: Request, res: Response, error: UsageError) -> None:
+    res.bad_request(error.body(req.method, req.path, production=req.app.settings.production))
+
+
+def _values(req: Request, *excluded: str) -> dict[str, Any]:
+    if req.body is not None and not isinstance(req.body, dict) and req.body != "":
+        raise UsageError("body", "The request body must be an object of attribute values.", code="E_INVALID_NEW_RECORD")
+    return {k: v for k, v in req.all_params().items() if k not in excluded}
+
+
+def _subscribe_deep(req: Request, binding: ModelBinding, records: list[dict[str, Any]]) -> None:
+    """Sails' ``subscribeDeep``: watch every associated model, subscribe to every populated record."""
+    if not req.is_socket:
+        return
+    auto_watch = req.app.settings.blueprints.auto_watch
+    for alias, association in binding.associations.items():
+        other = binding.models[association.target]
+        if auto_watch:
+            other.pubsub.watch(req)
+        for record in records:
+            value = record.get(alias)
+            if isinstance(value, list):
+                other.pubsub.subscribe(req, [v for v in value if isinstance(v, dict)])
+            elif isinstance(value, dict):
+                other.pubsub.subscribe(req, [value])
+
+
+def _guarded(action: Callable[[Request, Response], Any]) -> Callable[[Request, Response], Any]:
+    """Answer a :class:`UsageError` from the action with its 400 body."""
+
+    async def guarded(req: Request, res: Response) -> None:
+        try:
+            await action(req, res)
+        except UsageError as error:
+            if res.sent:
+                raise
+            _refuse(req, res, error)
+
+    guarded.__name__ = guarded.__qualname__ = action.__name__
+    guarded.__doc__ = action.__doc__
+    return guarded
+
+
+# --------------------------------------------------------------------------------------------- actions
+@_guarded
+async def find(req: Request, res: Response) -> None:
+    """``GET /user``: records matching the parameters; the socket is subscribed to each and watches."""
+    binding = _binding(req)
+    params = req.all_params()
+    criteria = parse_find(params, binding.fields, default_limit=req.app.settings.blueprints.default_limit)
+    records = await binding.datastore.run(binding.find_records, criteria)
+    if req.is_socket:
+        binding.pubsub.subscribe(req, records)
+        if req.app.settings.blueprints.auto_watch:
+            binding.pubsub.watch(req)
+        _subscribe_deep(req, binding, records)
+    res.ok(records)
+
+
+@_guarded
+async def find_one(req: Request, res: Response) -> None:
+    """``GET /user/:id``: one record (404 if there is none); the socket is subscribed to it."""
+    binding = _binding(req)
+    pk = binding.parse_id(req.params.get("id"))
+    params = req.all_params()
+    criteria = parse_find({k: params[k] for k in _OPTIONS if k in params}, binding.fields)
+    record = await binding.datastore.run(binding.one_record, pk, criteria.populate, criteria.select, criteria.omit)
+    if record is None:
+        res.not_found()
+        return
+    binding.pubsub.subscribe(req, [pk])
+    _subscribe_deep(req, binding, [record])
+    res.ok(record)
+
+
+@_guarded
+async def create(req: Request, res: Response) -> None:
+    """``POST /user``: a new record from the parameters; watchers hear ``created``."""
+    binding = _binding(req)
+    change = await binding.create(_values(req, "_csrf"))
+    if req.is_socket:
+        binding.pubsub.subscribe(req, [change.id])
+    binding.pubsub.introduce(change.id)
+    binding.pubsub.created(change, _mirror(req))
+    res.ok(change.after)
+
+
+@_guarded
+async def update(req: Request, res: Response) -> None:
+    """``PATCH /user/:id``: change a record; its subscribers hear ``updated``."""
+    binding = _binding(req)
+    if req.method == "PUT":
+        log.debug("PUT %s: use PATCH to update a record (Sails deprecates PUT for it)", req.path)
+    pk = binding.parse_id(req.params.get("id"))
+    change = await binding.update(pk, _values(req, "id", "_csrf"))
+    if change is None:
+        res.not_found()
+        return
+    binding.pubsub.subscribe(req, [pk])
+    binding.pubsub.updated(change, _mirror(req))
+    res.ok(change.after)
+
+
+@_guarded
+async def destroy(req: Request, res: Response) -> None:
+    """``DELETE /user/:id``: delete a record and answer it as it was; subscribers hear ``destroyed``."""
+    binding = _binding(req)
+    pk = binding.parse_id(req.params.get("id"))
+    change = await binding.destroy(pk)
+    if change is None:
+        res.not_found()
+        return
+    binding.pubsub.destroyed(change, _mirror(req))
+    binding.pubsub.retire(pk)
+    res.ok(change.before)
+
+
+async def _collection(req: Request, res: Response, **how: Any) -> None:
+    binding = _binding(req)
+    alias = req.options["alias"]
+    pk = binding.parse_id(req.params.get("parentid"), "parentid")
+    try:
+        change = await binding.set_members(pk, alias, **how)
+    except MissingRecord:
+        if "replace" in how:
+            raise  # a list naming a missing record is a bad list
+        change = None
+    if change is None:
+        res.not_found()
+        return
+    binding.pubsub.collection_changed(change, _mirror(req))
+    if req.is_socket and "remove" not in how:
+        binding.pubsub.subscribe(req, [pk])
+        if "add" in how:
+            binding.models[binding.associations[alias].target].pubsub.subscribe(req, how["add"])
+    res.ok(change.after)
+
+
+@_guarded
+async def add(req: Request, res: Response) -> None:
+    """``PUT /user/:parentid/pets/:childid``: add a record to a collection; the parent's room hears ``addedTo``."""
+    binding = _binding(req)
+    child = binding.models[binding.associations[req.options["alias"]].target]
+    await _collection(req, res, add=[child.parse_id(req.params.get("childid"), "childid")])
+
+
+@_guarded
+async def remove(req: Request, res: Response) -> None:
+    """``DELETE /user/:parentid/pets/:childid``: take a record out of a collection (``removedFrom``)."""
+    binding = _binding(req)
+    child = binding.models[binding.associations[req.options["alias"]].target]
+    await _collection(req, res, remove=[child.parse_id(req.params.get("childid"), "childid")])
+
+
+@_guarded
+async def replace(req: Request, res: Response) -> None:
+    """``PUT /user/:parentid/pets``: the collection becomes exactly the ids sent (a JSON array body, or
+    the alias as a parameter)."""
+    alias = req.options["alias"]
+    ids = req.body if isinstance(req.body, list) else req.param(alias)
+    if isinstance(ids, str):
+        ids = _json(ids, alias)
+    if not isinstance(ids, list):
+        raise UsageError(alias, f"Send the ids `{alias}` should hold, as a list: [1, 2].", code="E_INVALID_VALUES_TO_SET")
+    await _collection(req, res, replace=ids)
+
+
+@_guarded
+async def populate(req: Request, res: Response) -> None:
+    """``GET /user/:parentid/pets``: the associated record(s), filtered and paged like a find."""
+    binding = _binding(req)
+    alias = req.options["alias"]
+    association = binding.associations[alias]
+    child = binding.models[association.target]
+    pk = binding.parse_id(req.params.get("parentid"), "parentid")
+    params = {k: v for k, v in req.all_params().items() if k not in ("parentid", "populate")}
+    criteria = parse_find(params, child.fields, default_limit=req.app.settings.blueprints.default_limit)
+
+    def load() -> tuple[bool, Any]:
+        parent = binding.entity.get(**{binding.pk: pk})
+        if parent is None:
+            return False, None
+        value = getattr(parent, alias)
+        shape = dict(populate=(), select=criteria.select, omit=criteria.omit)
+        if association.many:
+            rows = apply(value.select(), Criteria(**{**criteria.__dict__, "populate": ()}), child.fields)
+            return True, [child.record(r, **shape) for r in rows]
+        return True, None if value is None else child.record(value, **shape)
+
+    found, value = await binding.datastore.run(load)
+    if not found or value is None:
+        res.not_found()
+        return
+    binding.pubsub.subscribe(req, [pk])
+    if req.is_socket:
+        if req.app.settings.blueprints.auto_watch:
+            child.pubsub.watch(req)
+        child.pubsub.subscribe(req, value if isinstance(value, list) else [value])
+    res.ok(value)
+
+
+ACTIONS: dict[str, Callable[..., Any]] = {
+    "find": find,
+    "find_one": find_one,
+    "create": create,
+    "update": update,
+    "destroy": destroy,
+    "add": add,
+    "remove": remove,
+    "replace": replace,
+    "populate": populate,
+}
