@@ -41,6 +41,7 @@ from .orm.model import Model, check_relations
 from .orm.pubsub import PubSub
 from .sockets import Sockets
 from .web import http, virtual
+from .web.policies import Policies, Policy
 from .web.router import Action, Router
 
 __all__ = ["App"]
@@ -74,6 +75,8 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
+        self.policies = Policies()
+        """The policies and the map of which guard which actions (``config/policies.py``)."""
         self.models: dict[str, ModelBinding] = {}
         """The app's models by identity, while it is lifted (``app.models["user"].entity`` is the Pony entity)."""
         self.datastore: Datastore | None = None
@@ -145,6 +148,21 @@ class App:
             self.datastore.close()
         self.datastore = None
         self.models = {}
+
+    def policy(self, name: str, fn: Policy | None = None) -> Any:
+        """Make ``fn(req, res)`` the policy ``name``, for :meth:`set_policies` to refer to. Usable as a
+        decorator: ``@app.policy("is_logged_in")``."""
+
+        def register(policy: Policy) -> Policy:
+            self.policies.add(name, policy)
+            return policy
+
+        return register(fn) if fn is not None else register
+
+    def set_policies(self, mapping: dict[str, Any]) -> None:
+        """Set which policies guard which actions, as ``config/policies.py``'s ``policies`` dict does:
+        ``{"*": "is_logged_in", "say/hello": True, "user": {"destroy": ["is_logged_in", "is_admin"]}}``."""
+        self.policies.configure(mapping)
 
     def on_lift(self, hook: LiftHook) -> LiftHook:
         """Register ``hook(app)`` (sync or async) to run when the app lifts, before it accepts connections."""

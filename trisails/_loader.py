@@ -5,7 +5,9 @@ An app folder is sugar over the programmatic API; everything it declares can be 
     myapp/
       api/controllers/say.py  actions: every public function, ``async def hello(req, res)`` is ``say/hello``
       api/models/user.py      models: every trisails.Model subclass defined there (class User(Model): ...)
+      api/policies/auth.py    policies: every public function, ``def is_logged_in(req, res)`` is ``is_logged_in``
       config/routes.py        routes = {"GET /hello": "say.hello", ...}
+      config/policies.py      policies = {"*": "is_logged_in", "say/hello": True, ...}
       config/sockets.py       settings for app.settings.sockets (ping_interval = 25000, ...)
       config/http.py          settings for app.settings.http (port = 1337, ...)
       config/blueprints.py    settings for app.settings.blueprints (actions = True, prefix = "/api", ...)
@@ -47,7 +49,7 @@ log = logging.getLogger("trisails")
 
 #: config file → the Settings attribute it fills
 SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints", "datastores": "datastores"}
-HOOKS = {"bootstrap", "routes", "custom"}
+HOOKS = {"bootstrap", "routes", "custom", "policies"}
 
 
 def load_app(cls: type[App], folder: Path, *, environment: str | None = None) -> App:
@@ -86,6 +88,16 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         raise AppLoadError(f"{folder}: {error}") from None
     _load_models(app, folder / "api" / "models", package)
     _load_controllers(app, folder / "api" / "controllers", package)
+    _load_policies(app, folder / "api" / "policies", package)
+    policies_module = modules.get("policies")
+    if policies_module is not None:
+        mapping = getattr(policies_module, "policies", None)
+        if not isinstance(mapping, dict):
+            raise AppLoadError(f"{config_dir / 'policies.py'} must define a dict named policies")
+        try:
+            app.set_policies(mapping)
+        except ConfigError as error:
+            raise AppLoadError(f"config/policies.py: {error}") from None
     routes_module = modules.get("routes")
     if routes_module is not None:
         routes = getattr(routes_module, "routes", None)
@@ -123,6 +135,25 @@ def _load_controllers(app: App, folder: Path, package: str) -> None:
             if getattr(value, "__module__", None) != module.__name__:
                 continue  # imported, not defined here
             app.action(f"{prefix}/{name}", value)
+
+
+def _load_policies(app: App, folder: Path, package: str) -> None:
+    """Every public function defined in ``api/policies/**/*.py`` is a policy known by its own name."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*.py")):
+        relative = path.relative_to(folder).with_suffix("")
+        if any(part.startswith("_") for part in relative.parts):
+            continue
+        module = _import(f"{package}.api.policies." + ".".join(relative.parts), path)
+        for name, value in vars(module).items():
+            if name.startswith("_") or not callable(value) or isinstance(value, type):
+                continue
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            if name in app.policies.known:
+                raise AppLoadError(f"{path}: a policy named {name!r} is already defined in another file")
+            app.policy(name, value)
 
 
 def _load_models(app: App, folder: Path, package: str) -> None:

@@ -1,4 +1,4 @@
-"""Running a request: router → action → response, the same for HTTP and for socket requests.
+"""Running a request: router → policies → action → response, the same for HTTP and for socket requests.
 
 ``dispatch`` is where every request meets the app. It never raises: an unknown route becomes
 ``res.not_found()``, an action that raises becomes ``res.server_error(err)`` (a traceback in development,
@@ -17,6 +17,7 @@ import trio
 from .request import Request, Response
 
 if TYPE_CHECKING:
+    from .policies import Policies
     from .router import Router
 
 __all__ = ["dispatch"]
@@ -24,8 +25,10 @@ __all__ = ["dispatch"]
 log = logging.getLogger("trisails.web")
 
 
-async def dispatch(router: Router, req: Request, *, production: bool) -> Response:
-    """Route ``req``, run its action, and return the response the action made."""
+async def dispatch(router: Router, req: Request, *, production: bool, policies: Policies | None = None) -> Response:
+    """Route ``req``, run the policies guarding its action and then the action, and return the response.
+
+    A policy that answers (``res.forbidden()``) ends the request there: the action never runs."""
     res = Response(production=production)
     found = router.match(req.method, req.path)
     if found is None:
@@ -39,12 +42,14 @@ async def dispatch(router: Router, req: Request, *, production: bool) -> Respons
     req.params = params
     req.options = route.options
     try:
+        if policies is not None and not await policies.check(route.name, req, res):
+            return res
         if inspect.iscoroutinefunction(route.action):
             result = await route.action(req, res)
         else:
             result = await trio.to_thread.run_sync(route.action, req, res)
     except Exception as error:
-        log.exception("action %s failed on %s %s", route.name, req.method, req.url)
+        log.exception("action %s (or a policy guarding it) failed on %s %s", route.name, req.method, req.url)
         if not res.sent:
             res = Response(production=production)
             res.server_error(error)

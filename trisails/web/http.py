@@ -69,7 +69,7 @@ async def _handle(app: App) -> QuartResponse:
         headers={k.lower(): v for k, v in request.headers.items()},
         ip=request.remote_addr or "",
     )
-    return _to_http(await dispatch(app.router, req, production=production))
+    return _to_http(await dispatch(app.router, req, production=production, policies=app.policies))
 
 
 async def _body() -> Any:

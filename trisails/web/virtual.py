@@ -76,7 +76,7 @@ async def _handle(app: App, socket: Socket, verb: str, args: list[Any], ack: Cal
         socket=socket,
     )
     joins = socket._joins
-    res = await dispatch(app.router, req, production=production)
+    res = await dispatch(app.router, req, production=production, policies=app.policies)
     headers = dict(res.headers)
     if socket._joins != joins and socket.handshake.query.get("__trisails_client") == "1":
         headers[REJOIN_HEADER] = "1"
