@@ -42,6 +42,7 @@ from .orm.pubsub import PubSub
 from .sockets import Sockets
 from .web import http, virtual
 from .web.policies import Policies, Policy
+from .web.sessions import MemoryStore, Sessions, SessionStore
 from .web.router import Action, Router
 
 __all__ = ["App"]
@@ -75,6 +76,10 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
+        self.session_store: SessionStore = MemoryStore()
+        """Where sessions are kept between requests: in memory unless the app sets another store."""
+        self.sessions = Sessions(self.settings.session, store=self.session_store)
+        """Cookies and ``req.session``, for HTTP and sockets alike (rebuilt from the settings at lift)."""
         self.policies = Policies()
         """The policies and the map of which guard which actions (``config/policies.py``)."""
         self.models: dict[str, ModelBinding] = {}
@@ -212,6 +217,8 @@ class App:
         """
         if self._lower_requested is not None:
             raise ConfigError("this App is already lifted; lower it before lifting it again")
+        self._check_settings()
+        self.sessions = Sessions(self.settings.session, store=self.session_store)
         self._lower_requested = trio.Event()
         app_token = current_app.set(self)
         http_settings = self.settings.http
@@ -266,6 +273,26 @@ class App:
             self.url = None
         log.info("trisails app lowered")
 
+    def _check_settings(self) -> None:
+        """Refuse to lift with settings that are unsafe where they are (production) or inconsistent."""
+        self.settings.validate()
+        if not self.settings.production:
+            return
+        problems = []
+        if self.settings.session.enabled and not Sessions(self.settings.session).has_secret:
+            problems.append(
+                "a session secret: set secret in config/session.py or TRISAILS_SESSION_SECRET (a long random "
+                "string, the same on every process), or turn sessions off (session.enabled = False)"
+            )
+        sockets = self.settings.sockets
+        if not sockets.only_allow_origins and sockets.before_connect is None:
+            problems.append(
+                "the pages allowed to open sockets: set only_allow_origins in config/sockets.py "
+                "(['https://example.com']), or a before_connect hook, or ['*'] to allow any page on purpose"
+            )
+        if problems:
+            raise ConfigError("production mode needs " + "; and ".join(problems))
+
     def lower(self) -> None:
         """Ask a lifted app to stop: sessions are closed, then the server; :meth:`lift` then returns."""
         if self._lower_requested is not None:
@@ -279,6 +306,7 @@ class App:
     @asynccontextmanager
     async def lifted(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Lift the app for the duration of a ``with`` block and yield its base URL (tests use port 0)."""
+        self._check_settings()  # here too, so a refusal is a plain ConfigError, not an exception group
         async with trio.open_nursery() as nursery:
             url = await nursery.start(self.lift, host, port)
             token = current_app.set(self)  # ``sails`` resolves in the block too

@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from ._app import App
-from ._errors import AppLoadError
+from ._errors import AppLoadError, ConfigError
 
 DEMO = Path(__file__).parent / "demo"
 
@@ -51,5 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as error:
         print(f"trisails: {error}", file=sys.stderr)
         return 2
-    trio.run(serve_until_signalled, app, args.host, args.port)
+    try:
+        trio.run(serve_until_signalled, app, args.host, args.port)
+    except (ConfigError, BaseExceptionGroup) as error:  # found at lift: production settings, the datastore
+        problem = _config_error(error)
+        if problem is None:
+            raise
+        print(f"trisails: cannot lift {folder}: {problem}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _config_error(error: BaseException) -> ConfigError | None:
+    """The ConfigError that stopped the lift, unwrapped from the nurseries' exception groups."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, ConfigError) else None

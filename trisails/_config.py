@@ -9,14 +9,17 @@ as in Sails and Socket.IO, so a value copied from a Sails config means the same 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import ConfigError
 
-__all__ = ["BlueprintSettings", "DatastoreSettings", "HttpSettings", "Settings", "SocketSettings"]
+__all__ = ["BlueprintSettings", "DatastoreSettings", "HttpSettings", "SessionSettings", "Settings", "SocketSettings"]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
+_ORIGIN = re.compile(r"https?://[^/\s:]+(:[0-9]{1,5})?")
 
 
 @dataclass
@@ -55,6 +58,21 @@ class SocketSettings:
     ack_timeout: float | None = None
     """Default seconds :meth:`Socket.call` waits for an acknowledgement; ``None`` waits as long as the
     socket lives."""
+    only_allow_origins: tuple[str, ...] = ()
+    """The pages that may open sockets, as ``scheme://host[:port]`` (``"https://example.com"``). Empty
+    allows every origin, which production refuses unless :attr:`before_connect` decides instead, or the
+    list is ``("*",)`` on purpose. A client with another ``Origin`` gets 403 at the handshake."""
+    allow_missing_origin: bool = True
+    """Whether a client that sends no ``Origin`` header (Node, Python, native apps; not a browser page)
+    may connect when :attr:`only_allow_origins` is set. ``Origin`` protects browser users from other
+    sites' pages; a non-browser client could send any ``Origin`` it likes, so refusing the ones that send
+    none adds no protection (Sails' docs and its code disagree here; see docs/security.md)."""
+    before_connect: Callable[..., Any] | None = None
+    """``before_connect(handshake) -> bool`` (sync or async): runs before a new client gets a session;
+    anything but ``True`` (or an exception) refuses it with 403."""
+    after_disconnect: Callable[..., Any] | None = None
+    """``after_disconnect(session, socket)`` (sync or async): runs when a socket has gone, with its
+    session (a dict, saved afterwards if it changed; ``None`` when sessions are off for the socket)."""
     compression: bool = False
     """Accept permessage-deflate on websockets. Off by default, as in Sails: it costs 25–45% more CPU per
     message and about 4× the memory per connection."""
@@ -74,6 +92,12 @@ class SocketSettings:
         for name in ("outbound_buffer", "inbound_buffer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"sockets.{name} must be at least 1, got {getattr(self, name)!r}")
+        for origin in self.only_allow_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin) and origin != "file://":
+                raise ConfigError(
+                    f"sockets.only_allow_origins: {origin!r} is not an origin; write scheme://host[:port] "
+                    "with no path and no trailing slash, like 'https://example.com'"
+                )
         if self.slow_consumer not in ("disconnect", "drop"):
             raise ConfigError(f"sockets.slow_consumer must be 'disconnect' or 'drop', got {self.slow_consumer!r}")
 
@@ -135,6 +159,37 @@ class DatastoreSettings:
 
 
 @dataclass
+class SessionSettings:
+    """The session shared by HTTP requests and sockets (``config/session.py``)."""
+
+    enabled: bool = True
+    """Give every request a ``req.session``; off, ``req.session`` is ``None`` and no cookie is sent."""
+    name: str = "sails.sid"
+    """The cookie's name (Sails' default, so a page written for Sails finds it)."""
+    secret: str = ""
+    """The key that signs the cookie. Required in production (or ``TRISAILS_SESSION_SECRET``); in
+    development a random one is made, so sessions end with the process."""
+    max_age: int = 86_400_000
+    """Milliseconds a session lives after it was last saved (and the cookie's ``Max-Age``)."""
+    rolling: bool = False
+    """Save the session after every request, not only when it changed, so activity keeps it alive."""
+    same_site: str = "Lax"
+    """The cookie's ``SameSite``: ``Lax`` (the default), ``Strict`` or ``None`` (then ``secure`` is needed)."""
+    secure: bool = False
+    """Send the cookie over HTTPS only; turn it on behind TLS."""
+
+    def validate(self) -> None:
+        if not self.name or any(c in self.name for c in ' ;,="'):
+            raise ConfigError(f"session.name must be a cookie name without spaces or ;,=\", got {self.name!r}")
+        if self.same_site not in ("Lax", "Strict", "None"):
+            raise ConfigError(f"session.same_site must be 'Lax', 'Strict' or 'None', got {self.same_site!r}")
+        if self.same_site == "None" and not self.secure:
+            raise ConfigError("session.same_site 'None' needs session.secure = True (browsers drop the cookie otherwise)")
+        if self.max_age < 1000:
+            raise ConfigError(f"session.max_age is in milliseconds and must be at least 1000, got {self.max_age!r}")
+
+
+@dataclass
 class HttpSettings:
     """Where the app listens (``config/http.py``); the CLI's ``--host`` and ``--port`` override these."""
 
@@ -153,6 +208,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     blueprints: BlueprintSettings = field(default_factory=BlueprintSettings)
     datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -166,6 +222,7 @@ class Settings:
         self.sockets.validate()
         self.blueprints.validate()
         self.datastores.validate()
+        self.session.validate()
 
 
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
@@ -180,7 +237,13 @@ def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
         current = getattr(section, name)
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
-        optional_bool = "bool" in str(known[name].type)
+        declared = str(known[name].type)
+        if "Callable" in declared:
+            if value is not None and not callable(value):
+                raise ConfigError(f"{source}: setting {name!r} takes a function or None, got {value!r}")
+            setattr(section, name, value)
+            continue
+        optional_bool = "bool" in declared
         if not _same_kind(current, value, optional_bool=optional_bool):
             kind = "True, False or None" if optional_bool else _kind(current)
             raise ConfigError(f"{source}: setting {name!r} takes {kind} (default {current!r}), got {value!r}")

@@ -12,6 +12,7 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/http.py          settings for app.settings.http (port = 1337, ...)
       config/blueprints.py    settings for app.settings.blueprints (actions = True, prefix = "/api", ...)
       config/datastores.py    settings for app.settings.datastores (url = "postgres://...", migrate = "alter")
+      config/session.py       settings for app.settings.session (secret = ..., name = "sails.sid")
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       assets/                 static files served at /
@@ -48,7 +49,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("trisails")
 
 #: config file → the Settings attribute it fills
-SECTIONS = {"sockets": "sockets", "http": "http", "blueprints": "blueprints", "datastores": "datastores"}
+SECTIONS = {
+    "sockets": "sockets",
+    "http": "http",
+    "blueprints": "blueprints",
+    "datastores": "datastores",
+    "session": "session",
+}
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
 
 

@@ -25,6 +25,7 @@ import trio.testing
 
 from tests.compat.apps import lifted
 from tests.support.jsclient import JsAckTimeout, JsDriver, JsSocket, Jwr
+from tests.support.settings import production_settings
 from trisails import App, Request, Response, Settings, sails
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
@@ -264,7 +265,7 @@ async def test_an_action_that_raises_answers_500_and_the_socket_carries_on(js: J
 
 
 async def test_production_never_sends_a_traceback(js: JsDriver) -> None:
-    production = request_app(Settings(environment="production"))
+    production = request_app(production_settings())
     async with lifted(production.app, js) as url:
         page = await js.connect("sails", url)
         for path in ("/answer/server_error", "/answer/explode"):
@@ -434,7 +435,7 @@ async def test_a_version_in_a_handshake_header_wins_over_the_query(js: JsDriver,
 
 
 async def test_production_parse_errors_have_no_stack(js: JsDriver) -> None:
-    production = request_app(Settings(environment="production"))
+    production = request_app(production_settings())
     async with lifted(production.app, js) as url:
         old = await js.connect("v2", url, options=WEBSOCKET)
         [error] = await old.emit("get", {"url": "/answer/ok"}, ack=True)

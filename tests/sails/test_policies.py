@@ -9,6 +9,7 @@ import httpx
 import pytest
 import trio
 
+from tests.support.settings import production_settings
 from trisails import App, AppLoadError, ConfigError, Model, Request, Response, Settings, Required
 from trisails.client import connect
 
@@ -106,7 +107,7 @@ async def test_a_denied_blueprint_request_changes_nothing(tmp_path: Path) -> Non
 
 
 async def test_a_policy_that_fails_is_a_500_without_a_stack_in_production() -> None:
-    app = App(Settings(environment="production"))
+    app = App(production_settings())
 
     def broken(req: Request, res: Response) -> None:
         raise RuntimeError("the session store is down")

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from tests.support.raw import RawWebSocket, raw_websocket
+from tests.support.settings import production_settings
 from trisails import App, Request, Response, Settings, sails
 
 
@@ -106,7 +107,7 @@ async def test_an_action_that_fails_answers_500_and_the_socket_stays() -> None:
 
 
 async def test_production_mode_never_sends_a_stack() -> None:
-    async with shapes_app(Settings(environment="production")).lifted() as url, sails_socket(url) as ws:
+    async with shapes_app(production_settings()).lifted() as url, sails_socket(url) as ws:
         request = Requester(ws)
         assert await request("get", "/boom") == {"body": "Internal Server Error", "headers": {}, "statusCode": 500}
 
@@ -222,7 +223,7 @@ async def test_a_malformed_envelope_gets_the_parse_error_never_a_crash(envelope:
 
 
 async def test_production_parse_errors_carry_no_stack() -> None:
-    async with shapes_app(Settings(environment="production")).lifted() as url, raw_websocket(url, eio_revision=3) as ws:
+    async with shapes_app(production_settings()).lifted() as url, raw_websocket(url, eio_revision=3) as ws:
         await ws.handshake()
         await ws.expect("40")
         error = await Requester(ws)("get", "/ok")

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 import trio
 
 from ..protocol import engineio as eio
+from .server import _call
 from .engine import EngineSession, Envelope, Handshake, OverlappingPoll, SessionRegistry, WebSocketIO, new_id
 
 if TYPE_CHECKING:
@@ -140,6 +141,10 @@ class EngineIOEndpoint:
                 list(scope.get("headers", ())), query, scope.get("path", "/"), raw_query, _address(scope),
                 scope.get("scheme") == "https",
             )
+            refusal = await self._admit(handshake)
+            if refusal is not None:
+                await _respond(send, refusal.status, refusal.body(), "application/json")
+                return
             await self._open_polling(send, handshake, query)
 
     def _check(self, query: dict[str, str], *, websocket: bool) -> eio.HandshakeError | None:
@@ -151,6 +156,30 @@ class EngineIOEndpoint:
             return eio.HandshakeError.UNKNOWN_TRANSPORT
         if websocket != (transport == "websocket"):
             return eio.HandshakeError.BAD_REQUEST
+        return None
+
+    async def _admit(self, handshake: Handshake) -> eio.HandshakeError | None:
+        """Whether a new client may open a session: its ``Origin`` against ``only_allow_origins``, then
+        the app's ``before_connect`` hook. A refusal is ``403 Forbidden``, logged with the reason."""
+        settings = self._settings
+        origin = handshake.headers.get("origin")
+        allowed = settings.only_allow_origins
+        if allowed and "*" not in allowed:
+            if origin is None and not settings.allow_missing_origin:
+                log.info("refused a client from %s: it sent no Origin header", handshake.address)
+                return eio.HandshakeError.FORBIDDEN
+            if origin is not None and origin not in allowed:
+                log.info("refused a client from %s: origin %r is not in only_allow_origins", handshake.address, origin)
+                return eio.HandshakeError.FORBIDDEN
+        if settings.before_connect is not None:
+            try:
+                admitted = await _call(settings.before_connect, handshake)
+            except Exception:
+                log.exception("before_connect failed for a client from %s: refused", handshake.address)
+                return eio.HandshakeError.FORBIDDEN
+            if admitted is not True:
+                log.info("before_connect refused a client from %s", handshake.address)
+                return eio.HandshakeError.FORBIDDEN
         return None
 
     def _find(self, sid: str, query: dict[str, str], *, allow_closed: bool = False) -> EngineSession | eio.HandshakeError:
@@ -216,16 +245,18 @@ class EngineIOEndpoint:
                 error = session
             elif session.transport != "polling" or not self._settings.allow_upgrades:
                 error = eio.HandshakeError.BAD_REQUEST
+        handshake = _handshake(headers, query, path, raw_query, address, secure)
+        if error is None and session is None:
+            error = await self._admit(handshake)
         if error is not None:
             log.info("refused Engine.IO websocket from %s: %s", address, error.message)
-            await refuse(400, error.message.encode())
+            await refuse(error.status, error.message.encode())
             return
         websocket = await accept()
         if isinstance(session, EngineSession):
             upgraded = await session.upgrade(websocket)
             await websocket.close(session.close_code if upgraded else 1000)
             return
-        handshake = _handshake(headers, query, path, raw_query, address, secure)
         session = self._new_session(handshake, query, "websocket")
         await session.run(websocket, on_end=self.sessions.discard)
         await websocket.close(session.close_code)

@@ -69,7 +69,13 @@ async def _handle(app: App) -> QuartResponse:
         headers={k.lower(): v for k, v in request.headers.items()},
         ip=request.remote_addr or "",
     )
-    return _to_http(await dispatch(app.router, req, production=production, policies=app.policies))
+    sessions = app.sessions
+    await sessions.attach(req, req.headers.get("cookie"))
+    res = await dispatch(app.router, req, production=production, policies=app.policies)
+    response = _to_http(res)
+    if req.session is not None and await sessions.save(req.session):
+        response.headers.add("set-cookie", sessions.set_cookie(req.session.id))
+    return response
 
 
 async def _body() -> Any:

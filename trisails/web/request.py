@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._app import App
     from ..realtime.server import Socket
+    from .sessions import Session
 
 __all__ = ["Request", "Response"]
 
@@ -55,6 +56,9 @@ class Request:
         """Route parameters: ``{"id": "7"}`` for ``/user/:id``."""
         self.options: dict[str, Any] = {}
         """Options the route bound to this request (a route target dict's extra keys)."""
+        self.session: Session | None = None
+        """The session this request shares with the client's other HTTP and socket requests (a dict,
+        saved after the request if it changed); ``None`` when sessions are off for it."""
 
     @property
     def is_socket(self) -> bool:

@@ -20,6 +20,8 @@ from ..protocol import virtual
 from .dispatch import dispatch
 from .request import _UNSET as _NO_BODY
 from .request import Request
+from .sessions import new_sid
+from ..realtime.server import _call
 
 if TYPE_CHECKING:
     from .._app import App
@@ -36,9 +38,34 @@ REJOIN_HEADER = "x-trisails-rejoin"
 
 
 def attach(app: App, socket: Socket) -> None:
-    """Make ``socket`` answer virtual requests (a connection handler of the main namespace)."""
+    """Make ``socket`` answer virtual requests (a connection handler of the main namespace), with the
+    session its handshake cookie names, or a new one made for it now (unless it opted out)."""
+    headers = socket.handshake.headers
+    sessions = app.sessions
+    if sessions.enabled and not _no_session(socket) and socket.handshake.query.get("nosession") != "true":
+        if sessions.sid_in(headers.get("cookie")) is None:
+            # server-side only, as in Sails: the client never sees this cookie, its requests carry it
+            headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
     for verb in virtual.VERBS:
         socket._on_request(verb, partial(_handle, app, socket, verb))
+    if app.settings.sockets.after_disconnect is not None:
+        socket.on("disconnect", partial(_after_disconnect, app, socket))
+
+
+def _no_session(socket: Socket) -> bool:
+    """The ``nosession`` handshake header: no session for this socket at all."""
+    return "nosession" in socket.handshake.headers
+
+
+async def _after_disconnect(app: App, socket: Socket, reason: str) -> None:
+    hook = app.settings.sockets.after_disconnect
+    assert hook is not None
+    session = None
+    if app.sessions.enabled and not _no_session(socket):
+        session = await app.sessions.open(socket.handshake.headers.get("cookie"))
+    await _call(hook, session, socket)
+    if session is not None:
+        await app.sessions.save(session)
 
 
 def _sdk_version(socket: Socket) -> str | None:
@@ -75,8 +102,14 @@ async def _handle(app: App, socket: Socket, verb: str, args: list[Any], ack: Cal
         ip=socket.handshake.address,
         socket=socket,
     )
+    if not _no_session(socket):
+        await app.sessions.attach(req, socket.handshake.headers.get("cookie"))
     joins = socket._joins
     res = await dispatch(app.router, req, production=production, policies=app.policies)
+    if req.session is not None and await app.sessions.save(req.session):
+        # a socket that skipped the connect-time session keeps the one its request made
+        cookie = socket.handshake.headers.get("cookie")
+        socket.handshake.headers["cookie"] = app.sessions.with_cookie(cookie, req.session.id)
     headers = dict(res.headers)
     if socket._joins != joins and socket.handshake.query.get("__trisails_client") == "1":
         headers[REJOIN_HEADER] = "1"

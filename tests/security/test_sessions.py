@@ -1,0 +1,148 @@
+"""Sessions: one signed cookie shares ``req.session`` between a browser's HTTP requests and its socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from trisails import App, ConfigError, Request, Response, Settings
+from trisails.client import connect
+from trisails.web.sessions import MemoryStore
+
+
+def counter_app(settings: Settings | None = None) -> App:
+    """The spec's session story: each request adds one to a counter kept in the session."""
+    app = App(settings)
+
+    @app.action("chat/setsess")
+    async def setsess(req: Request, res: Response) -> None:
+        req.session["counter"] = req.session.get("counter", 0) + 1
+        res.ok({"counter": req.session["counter"]})
+
+    @app.action("chat/peek")
+    def peek(req: Request, res: Response) -> None:  # reads only: nothing to save
+        res.ok({"session": None if req.session is None else dict(req.session)})
+
+    return app
+
+
+def session_cookie(response: httpx.Response) -> str:
+    return response.headers["set-cookie"].split(";")[0]
+
+
+async def test_http_and_a_socket_with_the_same_cookie_share_one_session() -> None:
+    async with counter_app().lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        first = await http.get("/chat/setsess")
+        assert first.json() == {"counter": 1}
+        cookie = session_cookie(first)
+        assert cookie.startswith("sails.sid=s%3A")
+        set_cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in set_cookie and "Path=/" in set_cookie and "SameSite=Lax" in set_cookie
+        async with connect(url, headers={"cookie": cookie}) as socket:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 2}
+        again = await http.get("/chat/setsess", headers={"cookie": cookie})
+        assert again.json() == {"counter": 3}
+        assert "set-cookie" not in again.headers  # the browser has it already
+
+
+async def test_a_socket_without_a_cookie_keeps_a_session_of_its_own() -> None:
+    async with counter_app().lifted() as url:
+        async with connect(url) as socket, connect(url) as other:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 2}
+            assert (await other.get("/chat/setsess"))[0] == {"counter": 1}
+
+
+async def test_a_forged_or_tampered_cookie_gets_a_new_empty_session() -> None:
+    async with counter_app().lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        cookie = session_cookie(await http.get("/chat/setsess"))
+        assert (await http.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 2}
+        name, _, value = cookie.partition("=")
+        tampered = f"{name}={value[:-2]}{'A' if value[-2] != 'A' else 'B'}{value[-1]}"
+        forged = f"{name}=s%3Asomeone-elses-session.bm90IGEgc2lnbmF0dXJl"
+        for bad in (tampered, forged, f"{name}=garbage", 'sails.sid="unterminated'):
+            response = await http.get("/chat/setsess", headers={"cookie": bad})
+            assert response.json() == {"counter": 1}, bad
+            assert session_cookie(response) != cookie
+        async with connect(url, headers={"cookie": tampered}) as socket:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
+        assert (await http.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 3}
+
+
+async def test_a_session_signed_with_another_secret_is_not_accepted() -> None:
+    one, two = Settings(), Settings()
+    one.session.secret, two.session.secret = "first secret " * 4, "second secret " * 4
+    async with counter_app(one).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        cookie = session_cookie(await http.get("/chat/setsess"))
+    async with counter_app(two).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 1}
+
+
+async def test_nosession_as_a_header_turns_sessions_off_for_the_socket() -> None:
+    async with counter_app().lifted() as url:
+        async with connect(url, headers={"nosession": "true"}) as socket:
+            assert (await socket.get("/chat/peek"))[0] == {"session": None}
+
+
+async def test_nosession_as_a_query_parameter_still_shares_the_session_its_requests_make() -> None:
+    app = counter_app()
+    async with app.lifted() as url:
+        async with connect(url, query={"nosession": "true"}) as socket:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 2}
+
+
+async def test_reading_a_session_saves_nothing() -> None:
+    app = counter_app()
+    async with app.lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        for _ in range(5):
+            response = await http.get("/chat/peek")
+            assert response.json() == {"session": {}}
+            assert "set-cookie" not in response.headers
+        assert isinstance(app.session_store, MemoryStore) and len(app.session_store) == 0
+
+
+async def test_sessions_can_be_turned_off() -> None:
+    settings = Settings()
+    settings.session.enabled = False
+    async with counter_app(settings).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/chat/peek")).json() == {"session": None}
+        async with connect(url) as socket:
+            assert (await socket.get("/chat/peek"))[0] == {"session": None}
+
+
+async def test_after_disconnect_sees_and_saves_the_session_of_a_socket_that_left() -> None:
+    left: list[tuple[dict[str, Any], str]] = []
+    settings = Settings()
+
+    async def after_disconnect(session: dict[str, Any], socket: Any) -> None:
+        left.append((dict(session), socket.id))
+        session["seen_leaving"] = True
+
+    settings.sockets.after_disconnect = after_disconnect
+    async with counter_app(settings).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        cookie = session_cookie(await http.get("/chat/setsess"))
+        async with connect(url, headers={"cookie": cookie}) as socket:
+            await socket.get("/chat/setsess")
+            sid = socket.id
+        with trio.fail_after(5):
+            while not left:
+                await trio.sleep(0.01)
+        assert left == [({"counter": 2}, sid)]
+        with trio.fail_after(5):
+            while (await http.get("/chat/peek", headers={"cookie": cookie})).json()["session"].get("seen_leaving") is not True:
+                await trio.sleep(0.01)
+
+
+def test_session_settings_that_cannot_work_are_refused() -> None:
+    settings = Settings()
+    settings.session.same_site = "None"
+    with pytest.raises(ConfigError, match="same_site 'None' needs session.secure"):
+        settings.validate()
+    settings = Settings()
+    settings.session.name = "my session"
+    with pytest.raises(ConfigError, match="cookie name"):
+        settings.validate()

@@ -1,0 +1,208 @@
+"""Sessions shared by HTTP requests and sockets: one signed cookie, one server-side store.
+
+A browser gets the cookie (``sails.sid`` by default) from an HTTP response, and its socket sends it in
+the handshake, so ``req.session`` is the same dict in an HTTP action and in a socket action. A socket
+that connects without the cookie (a Node or Python client, say) gets a session of its own: the server
+makes a cookie for it and keeps it in the socket's handshake, server-side only, so all its requests
+share that session. The session is saved after each request that changed it.
+
+The cookie holds only the session id, signed as express-session signs it
+(``s:<id>.<HMAC-SHA256 in base64>``), so a forged or altered cookie is simply not a session: the request
+goes on with a new, empty one. The data lives in the store: in memory by default (one process);
+:class:`SessionStore` is the interface another store implements.
+
+A client opts out with the handshake header ``nosession`` (no session for the socket at all) or the
+query parameter ``nosession=true`` (no session made at connect time; one is made by the first request
+that stores something), as in Sails.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, unquote
+
+import orjson
+
+
+if TYPE_CHECKING:
+    from .._config import SessionSettings
+    from .request import Request
+
+__all__ = ["MemoryStore", "Session", "SessionStore", "Sessions"]
+
+log = logging.getLogger("trisails.web")
+
+
+class Session(dict[str, Any]):
+    """``req.session``: a dict of JSON-able values, saved after the request if it changed."""
+
+    def __init__(self, sid: str, data: Mapping[str, Any] | None = None, *, new: bool) -> None:
+        super().__init__(data or {})
+        self.id = sid
+        """The session id (what the cookie carries, signed)."""
+        self.new = new
+        """True until the session has been saved once."""
+        self._saved = _fingerprint(self)
+
+    @property
+    def changed(self) -> bool:
+        return _fingerprint(self) != self._saved
+
+    def _mark_saved(self) -> None:
+        self._saved = _fingerprint(self)
+        self.new = False
+
+
+def _fingerprint(data: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+class SessionStore(Protocol):
+    """Where session data lives between requests, by session id."""
+
+    async def load(self, sid: str) -> dict[str, Any] | None:
+        """The data saved for ``sid``, or ``None`` if there is none (or it expired)."""
+
+    async def save(self, sid: str, data: dict[str, Any], ttl: float) -> None:
+        """Keep ``data`` for ``sid`` for ``ttl`` seconds from now."""
+
+    async def destroy(self, sid: str) -> None:
+        """Forget ``sid``."""
+
+
+class MemoryStore:
+    """Sessions in this process's memory: the default, for one process. Idle sessions expire after
+    ``session.max_age``, and past ``limit`` sessions the least recently used ones go first."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.limit = limit
+
+    async def load(self, sid: str) -> dict[str, Any] | None:
+        entry = self._data.get(sid)
+        if entry is None:
+            return None
+        expires, data = entry
+        if expires < time.monotonic():
+            del self._data[sid]
+            return None
+        self._data.move_to_end(sid)
+        loaded: dict[str, Any] = orjson.loads(data)
+        return loaded
+
+    async def save(self, sid: str, data: dict[str, Any], ttl: float) -> None:
+        self._data[sid] = (time.monotonic() + ttl, orjson.dumps(data, default=str))
+        self._data.move_to_end(sid)
+        while len(self._data) > self.limit:
+            self._data.popitem(last=False)
+
+    async def destroy(self, sid: str) -> None:
+        self._data.pop(sid, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Sessions:
+    """The session machinery of one app: cookies in, ``req.session`` set, changes saved."""
+
+    def __init__(self, settings: SessionSettings, *, store: SessionStore | None = None) -> None:
+        self.settings = settings
+        secret = settings.secret or os.environ.get("TRISAILS_SESSION_SECRET", "")
+        self.has_secret = bool(secret)
+        """Whether the secret was configured (production refuses to lift without one)."""
+        if not secret:
+            secret = secrets.token_urlsafe(32)
+            log.debug("no session secret configured: using a random one, so sessions end when the process does")
+        self._key = secret.encode()
+        self.store: SessionStore = store if store is not None else MemoryStore()
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    # ----------------------------------------------------------------------------------------- cookies
+    def sign(self, sid: str) -> str:
+        """The cookie value for ``sid``: ``s:<sid>.<signature>``, URL-encoded as express-session does."""
+        return quote(f"s:{sid}.{self._signature(sid)}", safe="")
+
+    def unsign(self, value: str) -> str | None:
+        """The session id in a cookie value, or ``None`` if it is not one this app signed."""
+        value = unquote(value)
+        if not value.startswith("s:") or "." not in value:
+            return None
+        sid, _, signature = value[2:].rpartition(".")
+        return sid if sid and hmac.compare_digest(signature, self._signature(sid)) else None
+
+    def _signature(self, sid: str) -> str:
+        digest = hmac.new(self._key, sid.encode(), hashlib.sha256).digest()
+        return base64.b64encode(digest).decode().rstrip("=")
+
+    def sid_in(self, cookie_header: str | None) -> str | None:
+        """The signed session id in a ``Cookie`` header, if there is a valid one."""
+        if not cookie_header:
+            return None
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(cookie_header)
+        except Exception:  # a malformed Cookie header holds no session
+            return None
+        morsel = jar.get(self.settings.name)
+        return self.unsign(morsel.value) if morsel is not None else None
+
+    def set_cookie(self, sid: str) -> str:
+        """A ``Set-Cookie`` header value carrying ``sid``."""
+        parts = [f"{self.settings.name}={self.sign(sid)}", "Path=/", f"Max-Age={self.settings.max_age // 1000}", "HttpOnly"]
+        parts.append(f"SameSite={self.settings.same_site}")
+        if self.settings.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    def with_cookie(self, cookie_header: str | None, sid: str) -> str:
+        """A ``Cookie`` header like ``cookie_header`` whose session cookie is ``sid``."""
+        others = []
+        if cookie_header:
+            for part in cookie_header.split(";"):
+                name = part.split("=", 1)[0].strip()
+                if name and name != self.settings.name:
+                    others.append(part.strip())
+        return "; ".join([*others, f"{self.settings.name}={self.sign(sid)}"])
+
+    # ----------------------------------------------------------------------------------------- requests
+    async def open(self, cookie_header: str | None) -> Session:
+        """The session a request's cookie names, or a new one (no cookie, an unknown or forged one)."""
+        sid = self.sid_in(cookie_header)
+        if sid is not None:
+            data = await self.store.load(sid)
+            if data is not None:
+                return Session(sid, data, new=False)
+            return Session(sid, new=True)  # signed by us, but expired or from before a restart
+        return Session(new_sid(), new=True)
+
+    async def save(self, session: Session) -> bool:
+        """Save ``session`` if it changed; True if it was new, so its cookie must reach the client."""
+        if not session.changed and (session.new or not self.settings.rolling):
+            return False
+        was_new = session.new
+        await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
+        session._mark_saved()
+        return was_new
+
+    async def attach(self, req: Request, cookie_header: str | None) -> None:
+        """Give ``req`` its session (``req.session``)."""
+        req.session = await self.open(cookie_header) if self.enabled else None
+
+
+def new_sid() -> str:
+    """A fresh session id: 192 random bits."""
+    return secrets.token_urlsafe(24)
