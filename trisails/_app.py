@@ -42,6 +42,7 @@ from .orm.pubsub import PubSub
 from .sockets import Sockets
 from .web import http, virtual
 from .web.policies import Policies, Policy
+from .web.security import TOKEN_PATH, grant_csrf_token
 from .web.sessions import MemoryStore, Sessions, SessionStore
 from .web.router import Action, Router
 
@@ -88,6 +89,7 @@ class App:
         """The database of the models, while the app is lifted."""
         self._declarations: dict[str, type[Model]] = {}
         self._blueprints_installed = False
+        self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
         self._engine = EngineIOEndpoint(self.io, self.settings.sockets)
         self.io.on("connection", partial(virtual.attach, self))
         self._http_installed = False
@@ -238,9 +240,12 @@ class App:
                 self._tasks = await root.start(self._own_tasks)
                 if self._declarations:
                     await self._open_models()
-                    if not self._blueprints_installed:
+                if not self._blueprints_installed:
+                    if self.models:
                         blueprints.install(self)
-                        self._blueprints_installed = True
+                    if self.settings.security.csrf:  # after every other route: the app may bind its own
+                        self.router.add_blueprint("GET", TOKEN_PATH, grant_csrf_token, "security/grant-csrf-token", {})
+                    self._blueprints_installed = True
                 for hook in self._on_lift:
                     await _call(hook, self)
                 if not self._http_installed:

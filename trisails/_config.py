@@ -16,7 +16,15 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 
-__all__ = ["BlueprintSettings", "DatastoreSettings", "HttpSettings", "SessionSettings", "Settings", "SocketSettings"]
+__all__ = [
+    "BlueprintSettings",
+    "DatastoreSettings",
+    "HttpSettings",
+    "SecuritySettings",
+    "SessionSettings",
+    "Settings",
+    "SocketSettings",
+]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
 _ORIGIN = re.compile(r"https?://[^/\s:]+(:[0-9]{1,5})?")
@@ -190,6 +198,34 @@ class SessionSettings:
 
 
 @dataclass
+class SecuritySettings:
+    """CSRF protection and CORS for plain HTTP (``config/security.py``); see ``docs/security.md``."""
+
+    csrf: bool = False
+    """Require the session's CSRF token (``x-csrf-token`` header or ``_csrf`` parameter) on every request
+    but GET, HEAD and OPTIONS, over HTTP and sockets. Off by default, as in Sails; turn it on for any app
+    where a logged-in browser session can change data. ``GET /csrfToken`` then hands out the token."""
+    cors_allow_origins: tuple[str, ...] = ()
+    """Other sites whose pages may read this app's HTTP responses (``"https://app.example.com"``, or
+    ``"*"`` for any); empty sends no CORS headers at all."""
+    cors_allow_credentials: bool = False
+    """Let those pages send cookies (and so sessions) with their requests."""
+    cors_allow_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
+    cors_allow_headers: tuple[str, ...] = ("content-type", "x-csrf-token", "authorization")
+    cors_expose_headers: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        for origin in self.cors_allow_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ConfigError(f"security.cors_allow_origins: {origin!r} is not an origin like 'https://example.com'")
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ConfigError(
+                "security.cors_allow_credentials cannot go with cors_allow_origins '*': any site could act as "
+                "your users; list the origins"
+            )
+
+
+@dataclass
 class HttpSettings:
     """Where the app listens (``config/http.py``); the CLI's ``--host`` and ``--port`` override these."""
 
@@ -209,6 +245,7 @@ class Settings:
     blueprints: BlueprintSettings = field(default_factory=BlueprintSettings)
     datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -223,6 +260,7 @@ class Settings:
         self.blueprints.validate()
         self.datastores.validate()
         self.session.validate()
+        self.security.validate()
 
 
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:

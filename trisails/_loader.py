@@ -13,6 +13,7 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/blueprints.py    settings for app.settings.blueprints (actions = True, prefix = "/api", ...)
       config/datastores.py    settings for app.settings.datastores (url = "postgres://...", migrate = "alter")
       config/session.py       settings for app.settings.session (secret = ..., name = "sails.sid")
+      config/security.py      settings for app.settings.security (csrf = True, cors_allow_origins = [...])
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       assets/                 static files served at /
@@ -55,6 +56,7 @@ SECTIONS = {
     "blueprints": "blueprints",
     "datastores": "datastores",
     "session": "session",
+    "security": "security",
 }
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
 

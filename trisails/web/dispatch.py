@@ -1,4 +1,4 @@
-"""Running a request: router → policies → action → response, the same for HTTP and for socket requests.
+"""Running a request: router → CSRF check → policies → action → response, the same for HTTP and for socket requests.
 
 ``dispatch`` is where every request meets the app. It never raises: an unknown route becomes
 ``res.not_found()``, an action that raises becomes ``res.server_error(err)`` (a traceback in development,
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .request import Request, Response
+from .security import csrf_ok
 
 if TYPE_CHECKING:
     from .policies import Policies
@@ -41,6 +42,10 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
     route, params = found
     req.params = params
     req.options = route.options
+    if req.app.settings.security.csrf and not csrf_ok(req):
+        log.info("refused %s %s: no valid CSRF token", req.method, req.path)
+        res.forbidden()
+        return res
     try:
         if policies is not None and not await policies.check(route.name, req, res):
             return res

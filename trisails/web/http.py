@@ -20,6 +20,7 @@ from werkzeug.security import safe_join
 from ..protocol.virtual import parse_query
 from .dispatch import dispatch
 from .request import _UNSET, Request, Response
+from .security import cors_headers, preflight_headers
 
 if TYPE_CHECKING:
     from .._app import App
@@ -48,6 +49,18 @@ def install(app: App) -> None:
 async def _handle(app: App) -> QuartResponse:
     production = app.settings.production
     method = request.method
+    origin = request.headers.get("origin")
+    if method == "OPTIONS" and "access-control-request-method" in request.headers:
+        allowed = preflight_headers(app.settings.security, origin)
+        if allowed is not None:
+            return QuartResponse(b"", status=204, headers=allowed)
+    response = await _answer(app, production, method)
+    for name, value in cors_headers(app.settings.security, origin).items():
+        response.headers[name] = value
+    return response
+
+
+async def _answer(app: App, production: bool, method: str) -> QuartResponse:
     if app.router.match(method, request.path) is None and method in ("GET", "HEAD"):
         static = _static_file(app, request.path)
         if static is not None:
