@@ -10,6 +10,8 @@ from ._config import DatastoreSettings as DatastoreSettings
 from ._current import NoAppRunning as NoAppRunning
 from ._current import sails as sails
 from ._config import HttpSettings as HttpSettings
+from ._config import SecuritySettings as SecuritySettings
+from ._config import SessionSettings as SessionSettings
 from ._config import Settings as Settings
 from ._config import SocketSettings as SocketSettings
 from ._errors import AckTimeout as AckTimeout
@@ -19,6 +21,7 @@ from ._errors import ConnectionRefused as ConnectionRefused
 from ._errors import DisconnectedError as DisconnectedError
 from ._errors import EngineIOError as EngineIOError
 from ._errors import ProtocolError as ProtocolError
+from ._errors import RoomLimitReached as RoomLimitReached
 from ._errors import SocketIOError as SocketIOError
 from ._errors import TrisailsError as TrisailsError
 from .orm.criteria import UsageError as UsageError
@@ -66,6 +69,9 @@ __all__ = [
     "Required",
     "Request",
     "Response",
+    "RoomLimitReached",
+    "SecuritySettings",
+    "SessionSettings",
     "Set",
     "Settings",
     "Socket",

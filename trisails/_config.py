@@ -81,6 +81,20 @@ class SocketSettings:
     after_disconnect: Callable[..., Any] | None = None
     """``after_disconnect(session, socket)`` (sync or async): runs when a socket has gone, with its
     session (a dict, saved afterwards if it changed; ``None`` when sessions are off for the socket)."""
+    max_connections: int = 20_000
+    """Engine.IO sessions this process holds at most; a new client past it gets 503."""
+    max_connections_per_ip: int = 0
+    """Sessions one IP address may hold (0: no limit, the default, since behind a proxy or a NAT every
+    client can share one address); a client past it gets 429."""
+    request_rate: float = 100.0
+    """Virtual requests per second one socket may make, on average; past it (and the burst) a request is
+    answered ``429 "Too Many Requests"`` without running, and the socket stays connected."""
+    request_burst: int = 200
+    """How many virtual requests a socket may make at once before ``request_rate`` applies."""
+    max_rooms_per_socket: int = 10_000
+    """Rooms one socket may be in (its own id room included); joining more raises RoomLimitReached."""
+    handshake_timeout: int = 10_000
+    """Milliseconds a new connection may take to send its HTTP request head."""
     compression: bool = False
     """Accept permessage-deflate on websockets. Off by default, as in Sails: it costs 25–45% more CPU per
     message and about 4× the memory per connection."""
@@ -94,9 +108,14 @@ class SocketSettings:
             raise ConfigError(
                 f"sockets.transports must be a non-empty list of 'websocket' and 'polling', got {self.transports!r}"
             )
-        for name in ("ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload"):
+        for name in (
+            "ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload", "handshake_timeout",
+            "request_rate", "request_burst", "max_connections", "max_rooms_per_socket",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"sockets.{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_connections_per_ip < 0:
+            raise ConfigError(f"sockets.max_connections_per_ip must be 0 (no limit) or more, got {self.max_connections_per_ip!r}")
         for name in ("outbound_buffer", "inbound_buffer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"sockets.{name} must be at least 1, got {getattr(self, name)!r}")

@@ -17,6 +17,7 @@ __all__ = [
     "DisconnectedError",
     "EngineIOError",
     "ProtocolError",
+    "RoomLimitReached",
     "SocketIOError",
     "TrisailsError",
 ]
@@ -24,6 +25,13 @@ __all__ = [
 
 class TrisailsError(Exception):
     """Base class of every error trisails raises on purpose."""
+
+
+class RoomLimitReached(TrisailsError):
+    """A socket would be in more rooms than ``sockets.max_rooms_per_socket`` allows: it must leave some
+    first. A request whose action hits the limit is answered 429 with this message."""
+
+    http_status = 429
 
 
 class ConfigError(TrisailsError):

@@ -416,6 +416,9 @@ class HandshakeError(enum.Enum):
     BAD_REQUEST = (3, "Bad request", 400)
     FORBIDDEN = (4, "Forbidden", 403)
     UNSUPPORTED_PROTOCOL_VERSION = (5, "Unsupported protocol version", 400)
+    # trisails' own refusals (connection limits), with engine.io's Forbidden code: clients see a refusal
+    TOO_MANY_CONNECTIONS = (4, "Too many connections", 503)
+    TOO_MANY_CONNECTIONS_FROM_ADDRESS = (4, "Too many connections from this address", 429)
 
     @property
     def code(self) -> int:

@@ -464,13 +464,26 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self._sessions: dict[str, EngineSession] = {}
+        self._per_address: dict[str, int] = {}
 
     def add(self, session: EngineSession) -> None:
         self._sessions[session.sid] = session
+        address = session.handshake.address
+        self._per_address[address] = self._per_address.get(address, 0) + 1
 
     def discard(self, session: EngineSession) -> None:
         if self._sessions.get(session.sid) is session:
             del self._sessions[session.sid]
+            address = session.handshake.address
+            left = self._per_address[address] - 1
+            if left:
+                self._per_address[address] = left
+            else:
+                del self._per_address[address]
+
+    def count_from(self, address: str) -> int:
+        """How many sessions clients at ``address`` hold."""
+        return self._per_address.get(address, 0)
 
     def get(self, sid: str) -> EngineSession | None:
         return self._sessions.get(sid)

@@ -67,10 +67,11 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.aclose()
 
 
-async def _read_head(stream: trio.SocketStream) -> bytes:
-    """Read until the end of the request head, at most MAX_HEAD bytes (less if the peer stops)."""
+async def _read_head(stream: trio.SocketStream, timeout: float = HEAD_TIMEOUT) -> bytes:
+    """Read until the end of the request head, at most MAX_HEAD bytes (less if the peer stops or
+    ``timeout`` seconds pass)."""
     data = b""
-    with trio.move_on_after(HEAD_TIMEOUT):
+    with trio.move_on_after(timeout):
         while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
             chunk = await stream.receive_some(MAX_HEAD)
             if not chunk:
@@ -111,8 +112,9 @@ class _Server:
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
-            head = await _read_head(stream)
-            if not head:
+            head = await _read_head(stream, self._endpoint.handshake_timeout)
+            if not head or (b"\r\n\r\n" not in head and len(head) < MAX_HEAD):
+                # nothing, or a head that stopped short (a dead peer, or a slow-loris holding a slot)
                 await trio.aclose_forcefully(stream)
                 return
             target = _engine_websocket_target(head, self._path)

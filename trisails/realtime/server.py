@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 import trio
 
 from .._waiter import Waiter
-from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError
+from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError, RoomLimitReached
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
 from .engine import EngineSession, Envelope, new_id
@@ -246,9 +246,18 @@ class Socket:
 
     @on_loop
     def join(self, rooms: RoomSpec) -> None:
-        """Join a room, or each of several."""
+        """Join a room, or each of several; :class:`~trisails.RoomLimitReached` if that would put the
+        socket in more rooms than ``sockets.max_rooms_per_socket`` (then it joins none of them)."""
+        wanted = _room_set(rooms)
+        current = self.namespace.adapter.socket_rooms(self.id)
+        limit = self.namespace.server.settings.max_rooms_per_socket
+        if len(current) + len(wanted - current) > limit:
+            raise RoomLimitReached(
+                f"socket {self.id} is in {len(current)} rooms; joining {len(wanted - current)} more would pass "
+                f"sockets.max_rooms_per_socket ({limit}): leave some rooms first"
+            )
         self._joins += 1
-        self.namespace.adapter.add_all(self.id, _room_set(rooms))
+        self.namespace.adapter.add_all(self.id, wanted)
 
     @on_loop
     def leave(self, room: str) -> None:

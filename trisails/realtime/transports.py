@@ -101,6 +101,11 @@ class EngineIOEndpoint:
     def max_payload(self) -> int:
         return self._settings.max_payload
 
+    @property
+    def handshake_timeout(self) -> float:
+        """Seconds a new connection may take to send its request head."""
+        return self._settings.handshake_timeout / 1000
+
     # ----------------------------------------------------------------------------------------- dispatch
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app: long-polling requests, and websockets that arrive through hypercorn."""
@@ -159,9 +164,16 @@ class EngineIOEndpoint:
         return None
 
     async def _admit(self, handshake: Handshake) -> eio.HandshakeError | None:
-        """Whether a new client may open a session: its ``Origin`` against ``only_allow_origins``, then
-        the app's ``before_connect`` hook. A refusal is ``403 Forbidden``, logged with the reason."""
+        """Whether a new client may open a session: the connection limits (503, or 429 for one address),
+        its ``Origin`` against ``only_allow_origins``, then the app's ``before_connect`` hook (403).
+        Every refusal is logged with its reason."""
         settings = self._settings
+        if len(self.sessions) >= settings.max_connections:
+            log.warning("refused a client from %s: %d sessions, the most sockets.max_connections allows", handshake.address, len(self.sessions))
+            return eio.HandshakeError.TOO_MANY_CONNECTIONS
+        if settings.max_connections_per_ip and self.sessions.count_from(handshake.address) >= settings.max_connections_per_ip:
+            log.info("refused a client from %s: it holds sockets.max_connections_per_ip sessions already", handshake.address)
+            return eio.HandshakeError.TOO_MANY_CONNECTIONS_FROM_ADDRESS
         origin = handshake.headers.get("origin")
         allowed = settings.only_allow_origins
         if allowed and "*" not in allowed:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._errors import TrisailsError
 from .request import Request, Response
 from .security import csrf_ok
 
@@ -54,6 +55,13 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         else:
             result = await trio.to_thread.run_sync(route.action, req, res)
     except Exception as error:
+        status = getattr(error, "http_status", None)
+        if isinstance(error, TrisailsError) and isinstance(status, int):
+            # an error trisails names, which says what the client should do: its status, not a 500
+            log.info("%s %s: %s", req.method, req.url, error)
+            res = Response(production=production)
+            res.status(status).send(str(error))
+            return res
         log.exception("action %s (or a policy guarding it) failed on %s %s", route.name, req.method, req.url)
         if not res.sent:
             res = Response(production=production)

@@ -16,6 +16,7 @@ from functools import partial
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._ratelimit import TokenBucket
 from ..protocol import virtual
 from .dispatch import dispatch
 from .request import _UNSET as _NO_BODY
@@ -46,8 +47,10 @@ def attach(app: App, socket: Socket) -> None:
         if sessions.sid_in(headers.get("cookie")) is None:
             # server-side only, as in Sails: the client never sees this cookie, its requests carry it
             headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
+    settings = app.settings.sockets
+    bucket = TokenBucket(settings.request_rate, settings.request_burst)
     for verb in virtual.VERBS:
-        socket._on_request(verb, partial(_handle, app, socket, verb))
+        socket._on_request(verb, partial(_handle, app, socket, bucket, verb))
     if app.settings.sockets.after_disconnect is not None:
         socket.on("disconnect", partial(_after_disconnect, app, socket))
 
@@ -73,8 +76,16 @@ def _sdk_version(socket: Socket) -> str | None:
     return socket.handshake.headers.get(name) or socket.handshake.query.get(name)
 
 
-async def _handle(app: App, socket: Socket, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
+async def _handle(
+    app: App, socket: Socket, bucket: TokenBucket, verb: str, args: list[Any], ack: Callable[[Any], None] | None
+) -> None:
     production = app.settings.production
+    if not bucket.take():
+        log.info("socket %s is over sockets.request_rate: %s refused with 429", socket.id, verb)
+        if ack is not None:
+            wait = f"{bucket.retry_after():.3f}"
+            ack(virtual.jwr("Too Many Requests", {"retry-after": wait}, 429))
+        return
     try:
         # Sails' order: the envelope and its url first, then the SDK version.
         forced = {"cookie": socket.handshake.headers["cookie"]} if "cookie" in socket.handshake.headers else {}
