@@ -29,6 +29,7 @@ from quart_trio import QuartTrio
 
 from ._config import Settings
 from ._errors import ConfigError
+from ._inflight import InFlight
 from .protocol import engineio as eio
 from .realtime.server import RealtimeServer, _call, on_loop
 from ._current import current_app
@@ -90,7 +91,12 @@ class App:
         self._declarations: dict[str, type[Model]] = {}
         self._blueprints_installed = False
         self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
-        self._engine = EngineIOEndpoint(self.io, self.settings.sockets)
+        self._engine = EngineIOEndpoint(self.io, self.settings.sockets, is_draining=lambda: self.draining)
+        self.draining = False
+        """True while the app lowers: new sessions and socket requests are refused with 503."""
+        self.socket_requests = InFlight()
+        """Socket (virtual) requests being handled now; lowering lets them finish."""
+        self._http_requests = InFlight()
         self.io.on("connection", partial(virtual.attach, self))
         self._http_installed = False
         self._on_lift: list[LiftHook] = []
@@ -201,8 +207,12 @@ class App:
         if scope["type"] in ("http", "websocket"):
             path = scope.get("path", "")
             if path == self._engine_path or path.startswith(self._engine_path + "/"):
-                await self._engine(scope, receive, send)
+                with self._http_requests.track():
+                    await self._engine(scope, receive, send)
                 return
+            with self._http_requests.track():
+                await self.http(scope, receive, send)  # type: ignore[arg-type]
+            return
         await self.http(scope, receive, send)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------------------------- lifetime
@@ -263,14 +273,22 @@ class App:
                         path=self._engine_path,
                         compression=self.settings.sockets.compression,
                         shutdown_trigger=stop_serving.wait,
+                        requests_done=self._http_requests.wait_idle,
                     )
                 )
                 log.info("trisails app lifted on %s", self.url)
                 task_status.started(self.url)
                 await self._lower_requested.wait()
+                # drain: no new sessions or socket requests; those in flight (and their database
+                # transactions) finish within graceful_timeout; then sockets are told, then HTTP drains
+                self.draining = True
+                if not await self.socket_requests.wait_idle(http_settings.graceful_timeout):
+                    log.warning("lowering: %d socket requests still running after %.1f s; they are cancelled",
+                                self.socket_requests.count, http_settings.graceful_timeout)
                 self._close_sessions()
                 stop_serving.set()
         finally:
+            self.draining = False
             self._close_models()
             current_app.reset(app_token)
             self._tasks = None

@@ -419,6 +419,7 @@ class HandshakeError(enum.Enum):
     # trisails' own refusals (connection limits), with engine.io's Forbidden code: clients see a refusal
     TOO_MANY_CONNECTIONS = (4, "Too many connections", 503)
     TOO_MANY_CONNECTIONS_FROM_ADDRESS = (4, "Too many connections from this address", 429)
+    SHUTTING_DOWN = (4, "Server shutting down", 503)
 
     @property
     def code(self) -> int:

@@ -170,9 +170,12 @@ async def serve(
     path: str,
     compression: bool,
     shutdown_trigger: Callable[[], Awaitable[None]],
+    requests_done: Callable[[float], Awaitable[bool]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns, then drain gracefully.
+    """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns, then drain gracefully:
+    ``requests_done(timeout)`` waits until the HTTP requests in flight are answered, and then idle
+    keep-alive connections are closed at once instead of holding shutdown for ``graceful_timeout``.
 
     ``task_status.started`` receives the base URL (``http://127.0.0.1:PORT``); port 0 picks a free port.
     """
@@ -192,7 +195,11 @@ async def serve(
                 accepting.cancel_scope.cancel()
             for listener in listeners:
                 await listener.aclose()
-            await server._context.terminated.set()  # hypercorn closes idle keep-alive connections
+            await server._context.terminated.set()  # hypercorn stops reading new requests
             connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+            if requests_done is not None and await requests_done(config.graceful_timeout):
+                # every request is answered: what is left are idle keep-alive connections (hypercorn's
+                # idle timer does not survive quart-trio cancelling its request nursery)
+                connections.cancel_scope.cancel()
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()

@@ -87,7 +87,10 @@ class _AsgiWebSocket:
 class EngineIOEndpoint:
     """ASGI app serving the Engine.IO protocol for one :class:`RealtimeServer`."""
 
-    def __init__(self, server: RealtimeServer, settings: SocketSettings) -> None:
+    def __init__(
+        self, server: RealtimeServer, settings: SocketSettings, *, is_draining: Callable[[], bool] = lambda: False
+    ) -> None:
+        self._is_draining = is_draining
         self._server = server
         self._settings = settings
         self.sessions = SessionRegistry()
@@ -168,6 +171,9 @@ class EngineIOEndpoint:
         its ``Origin`` against ``only_allow_origins``, then the app's ``before_connect`` hook (403).
         Every refusal is logged with its reason."""
         settings = self._settings
+        if self._is_draining():
+            log.info("refused a client from %s: the server is shutting down", handshake.address)
+            return eio.HandshakeError.SHUTTING_DOWN
         if len(self.sessions) >= settings.max_connections:
             log.warning("refused a client from %s: %d sessions, the most sockets.max_connections allows", handshake.address, len(self.sessions))
             return eio.HandshakeError.TOO_MANY_CONNECTIONS

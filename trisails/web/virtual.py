@@ -80,6 +80,18 @@ async def _handle(
     app: App, socket: Socket, bucket: TokenBucket, verb: str, args: list[Any], ack: Callable[[Any], None] | None
 ) -> None:
     production = app.settings.production
+    if app.draining:
+        if ack is not None:
+            ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
+        return
+    with app.socket_requests.track():
+        await _serve(app, socket, bucket, verb, args, ack)
+
+
+async def _serve(
+    app: App, socket: Socket, bucket: TokenBucket, verb: str, args: list[Any], ack: Callable[[Any], None] | None
+) -> None:
+    production = app.settings.production
     if not bucket.take():
         log.info("socket %s is over sockets.request_rate: %s refused with 429", socket.id, verb)
         if ack is not None:
