@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
@@ -100,3 +101,27 @@ async def test_the_cli_explains_a_folder_it_cannot_load(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"does not exist" in result.stderr
+
+
+async def test_prod_refuses_to_start_without_a_session_secret_and_origins_then_runs_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRISAILS_SESSION_SECRET", raising=False)
+    env = dict(os.environ)
+    result = await trio.run_process(
+        [sys.executable, "-m", "trisails", str(EXAMPLES / "quickstart"), "--prod", "--port", "0"],
+        cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False, env={**env, "TRISAILS_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite"},
+    )
+    assert result.returncode == 2
+    assert b"production mode needs a session secret" in result.stderr
+    assert b"only_allow_origins" in result.stderr
+
+    (tmp_path / "app" / "config").mkdir(parents=True)
+    (tmp_path / "app" / "config" / "sockets.py").write_text('only_allow_origins = ["https://example.com"]\n')
+    monkeypatch.setenv("TRISAILS_SESSION_SECRET", "a long random string for this test only")
+    async with running(str(tmp_path / "app"), "--prod", "--port", str(free_port())) as (process, url):
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/nothing/here")).text == "Not Found"
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
