@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import TrisailsError
+from ._errors import RoomLimitReached, TrisailsError
 from .realtime.server import Namespace, RealtimeServer, Socket, on_loop
 from .web.request import Request
 
@@ -111,10 +111,13 @@ class Sockets:
         rooms = self._rooms(dest_rooms)
         for sid in self._main.adapter.sockets([source_room]):
             socket = self._main.sockets.get(sid)
-            if socket is not None:
-                socket.join(rooms)
-            else:
+            if socket is None:
                 self._main.adapter.add_all(sid, rooms)
+                continue
+            try:
+                socket.join(rooms)
+            except RoomLimitReached as error:  # one full socket must not stop the others (or the caller)
+                log.warning("add_room_members_to_rooms(%r): skipped a socket: %s", source_room, error)
 
     @on_loop
     def remove_room_members_from_rooms(self, source_room: str, dest_rooms: str | Iterable[str]) -> None:

@@ -150,6 +150,9 @@ class UsageError(TrisailsError):
     what is wrong with it, for the client.
     """
 
+    http_status = 400
+    """An action that lets a UsageError escape answers 400 with :meth:`body`, not 500."""
+
     def __init__(self, parameter: str, details: str, *, code: str = "E_INVALID_CRITERIA") -> None:
         super().__init__(details)
         self.parameter = parameter

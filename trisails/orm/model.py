@@ -63,6 +63,9 @@ RESERVED = frozenset(
         "binding",
         "createdAt",
         "updatedAt",
+        "table",
+        "timestamps",
+        "attributes",
     }
 )
 

@@ -60,7 +60,8 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
             # an error trisails names, which says what the client should do: its status, not a 500
             log.info("%s %s: %s", req.method, req.url, error)
             res = Response(production=production)
-            res.status(status).send(str(error))
+            describe = getattr(error, "body", None)  # a UsageError says which parameter, in Sails' shape
+            res.status(status).send(describe(req.method, req.path, production=production) if describe else str(error))
             return res
         log.exception("action %s (or a policy guarding it) failed on %s %s", route.name, req.method, req.url)
         if not res.sent:

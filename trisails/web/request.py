@@ -56,6 +56,10 @@ class Request:
         """Route parameters: ``{"id": "7"}`` for ``/user/:id``."""
         self.options: dict[str, Any] = {}
         """Options the route bound to this request (a route target dict's extra keys)."""
+        self.rejoin: bool | None = None
+        """Whether a reconnecting trisails client should send this request again to get its rooms back:
+        ``None`` (the default) when the request joined or left a room, ``False`` never. Writes set it to
+        ``False``, so a reconnect never repeats a create (the blueprints do)."""
         self.session: Session | None = None
         """The session this request shares with the client's other HTTP and socket requests (a dict,
         saved after the request if it changed); ``None`` when sessions are off for it."""

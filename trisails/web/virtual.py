@@ -134,7 +134,7 @@ async def _serve(
         cookie = socket.handshake.headers.get("cookie")
         socket.handshake.headers["cookie"] = app.sessions.with_cookie(cookie, req.session.id)
     headers = dict(res.headers)
-    if socket._joins != joins and socket.handshake.query.get("__trisails_client") == "1":
+    if socket._joins != joins and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
         headers[REJOIN_HEADER] = "1"
     if ack is None:
         return
