@@ -34,6 +34,8 @@ from .protocol import engineio as eio
 from .realtime.server import RealtimeServer, _call, on_loop
 from ._current import current_app
 from .realtime import listener
+from .realtime.cluster import RedisAdapter, RedisBus, route
+from .web.redis_sessions import RedisStore
 from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
 from .orm import blueprints
 from .orm.binding import ModelBinding, build_entities
@@ -88,6 +90,8 @@ class App:
         """The app's models by identity, while it is lifted (``app.models["user"].entity`` is the Pony entity)."""
         self.datastore: Datastore | None = None
         """The database of the models, while the app is lifted."""
+        self.bus: RedisBus | None = None
+        """The link to the app's other processes while lifted with ``sockets.redis_url``."""
         self._declarations: dict[str, type[Model]] = {}
         self._blueprints_installed = False
         self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
@@ -248,11 +252,14 @@ class App:
                 self.io.bind(root)
                 self._engine.bind(root)
                 self._tasks = await root.start(self._own_tasks)
+                if self.settings.sockets.redis_url:
+                    await self._join_cluster(root)
                 if self._declarations:
                     await self._open_models()
                 if not self._blueprints_installed:
                     if self.models:
                         blueprints.install(self)
+                    self.router.add_blueprint("GET", "/__health", _health, "trisails/health", {})
                     if self.settings.security.csrf:  # after every other route: the app may bind its own
                         self.router.add_blueprint("GET", TOKEN_PATH, grant_csrf_token, "security/grant-csrf-token", {})
                     self._blueprints_installed = True
@@ -289,12 +296,42 @@ class App:
                 stop_serving.set()
         finally:
             self.draining = False
+            if self.bus is not None:  # the adapters keep the dead link: it drops what it is given
+                self.bus = None
+                self.sessions = Sessions(self.settings.session, store=self.session_store)
             self._close_models()
             current_app.reset(app_token)
             self._tasks = None
             self._lower_requested = None
             self.url = None
         log.info("trisails app lowered")
+
+    async def _join_cluster(self, nursery: trio.Nursery) -> None:
+        """Share rooms, broadcasts and sessions with the app's other processes through Redis."""
+        bus = RedisBus(self.settings.sockets.redis_url, key=self.settings.sockets.redis_key)
+        self.bus = bus
+        adapters: dict[str, RedisAdapter] = {}
+
+        def make(deliver: Callable[[str, Any], object], name: str) -> RedisAdapter:
+            adapters[name] = RedisAdapter(deliver, bus, name)
+            return adapters[name]
+
+        self.io.use_adapter(make)
+        adapters["/"].apply = self.sockets._apply
+        route(bus, adapters.get)
+        if isinstance(self.session_store, MemoryStore):
+            self.sessions = Sessions(self.settings.session, store=RedisStore(bus))
+        await nursery.start(bus.run)
+
+    def health(self) -> dict[str, Any]:
+        """How the app is: ``status`` is ``"ok"``, or ``"degraded"`` while Redis is unreachable (sockets
+        on this process are still served). Served as JSON at ``GET /__health``."""
+        report: dict[str, Any] = {"status": "ok", "sessions": len(self._engine.sessions), "draining": self.draining}
+        if self.bus is not None:
+            report["redis"] = self.bus.statistics()
+            if not self.bus.connected:
+                report["status"] = "degraded"
+        return report
 
     def _check_settings(self) -> None:
         """Refuse to lift with settings that are unsafe where they are (production) or inconsistent."""
@@ -342,3 +379,8 @@ class App:
     def statistics(self) -> dict[str, Any]:
         """Live counts for health checks and tests: Engine.IO sessions, sockets and rooms per namespace."""
         return {"sessions": len(self._engine.sessions), "namespaces": self.io.statistics()}
+
+
+def _health(req: Any, res: Any) -> None:
+    """``GET /__health``: :meth:`App.health` as JSON, for load balancers and monitoring."""
+    res.json(req.app.health())

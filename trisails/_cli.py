@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 1337)")
     parser.add_argument("--prod", action="store_true", help="production mode (same as TRISAILS_ENV=production)")
+    parser.add_argument(
+        "--redis", default=None, metavar="URL",
+        help="share rooms, broadcasts and sessions with other processes through Redis (redis://host:port/db)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as error:
         print(f"trisails: {error}", file=sys.stderr)
         return 2
+    if args.redis:
+        app.settings.sockets.redis_url = args.redis
     try:
         trio.run(serve_until_signalled, app, args.host, args.port)
     except (ConfigError, BaseExceptionGroup) as error:  # found at lift: production settings, the datastore

@@ -95,6 +95,12 @@ class SocketSettings:
     """Rooms one socket may be in (its own id room included); joining more raises RoomLimitReached."""
     handshake_timeout: int = 10_000
     """Milliseconds a new connection may take to send its HTTP request head."""
+    redis_url: str = ""
+    """Run as one of several processes sharing rooms, broadcasts and sessions through Redis
+    (``redis://127.0.0.1:6379/0``); empty (the default) keeps everything in this process. The CLI's
+    ``--redis URL`` and the environment variable ``TRISAILS_REDIS_URL`` set it too."""
+    redis_key: str = "trisails"
+    """The prefix of every Redis channel and key the app uses: apps sharing one Redis need different ones."""
     compression: bool = False
     """Accept permessage-deflate on websockets. Off by default, as in Sails: it costs 25–45% more CPU per
     message and about 4× the memory per connection."""
@@ -125,6 +131,8 @@ class SocketSettings:
                     f"sockets.only_allow_origins: {origin!r} is not an origin; write scheme://host[:port] "
                     "with no path and no trailing slash, like 'https://example.com'"
                 )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"sockets.redis_url must be a redis:// (or rediss://, unix://) URL, got {self.redis_url!r}")
         if self.slow_consumer not in ("disconnect", "drop"):
             raise ConfigError(f"sockets.slow_consumer must be 'disconnect' or 'drop', got {self.slow_consumer!r}")
 

@@ -27,7 +27,8 @@ module), which lets its modules import each other relatively: ``config/bootstrap
 ``from ..models.user import User``. Each load imports the folder's modules afresh.
 
 The environment variable ``TRISAILS_DATABASE_URL``, when set, overrides ``config/datastores.py``'s
-``url``, so one app folder can run against SQLite on a laptop and PostgreSQL in production.
+``url``, so one app folder can run against SQLite on a laptop and PostgreSQL in production;
+``TRISAILS_REDIS_URL`` likewise sets ``sockets.redis_url``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
     database_url = os.environ.get("TRISAILS_DATABASE_URL")
     if database_url:
         settings.datastores.url = database_url
+    redis_url = os.environ.get("TRISAILS_REDIS_URL")
+    if redis_url:
+        settings.sockets.redis_url = redis_url
     try:
         app = cls(settings, root=folder)
     except ConfigError as error:

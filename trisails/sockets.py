@@ -95,37 +95,55 @@ class Sockets:
     @on_loop
     def leave_all(self, source_room: str, *, include_socket_rooms: bool = False, include_source_room: bool = True) -> None:
         """Every socket in ``source_room`` leaves all its rooms (its own id room stays unless
-        ``include_socket_rooms``; ``source_room`` itself goes unless ``include_source_room`` is False)."""
-        adapter = self._main.adapter
-        for sid in adapter.sockets([source_room]):
-            for room in adapter.socket_rooms(sid):
-                if room == sid and not include_socket_rooms:
-                    continue
-                if room == source_room and not include_source_room:
-                    continue
-                self._leave(sid, room)
+        ``include_socket_rooms``; ``source_room`` itself goes unless ``include_source_room`` is False).
+        With several processes, their sockets in ``source_room`` leave too."""
+        args = {"source": source_room, "include_socket_rooms": include_socket_rooms, "include_source_room": include_source_room}
+        self._apply("leave_all", args)
+        self._main.adapter.forward("leave_all", args)
 
     @on_loop
     def add_room_members_to_rooms(self, source_room: str, dest_rooms: str | Iterable[str]) -> None:
-        """Every socket in ``source_room`` (a socket id is a room) joins each of ``dest_rooms``."""
-        rooms = self._rooms(dest_rooms)
-        for sid in self._main.adapter.sockets([source_room]):
-            socket = self._main.sockets.get(sid)
-            if socket is None:
-                self._main.adapter.add_all(sid, rooms)
-                continue
-            try:
-                socket.join(rooms)
-            except RoomLimitReached as error:  # one full socket must not stop the others (or the caller)
-                log.warning("add_room_members_to_rooms(%r): skipped a socket: %s", source_room, error)
+        """Every socket in ``source_room`` (a socket id is a room) joins each of ``dest_rooms``, in
+        every process."""
+        args = {"source": source_room, "dest": self._rooms(dest_rooms)}
+        self._apply("add_room_members_to_rooms", args)
+        self._main.adapter.forward("add_room_members_to_rooms", args)
 
     @on_loop
     def remove_room_members_from_rooms(self, source_room: str, dest_rooms: str | Iterable[str]) -> None:
-        """Every socket in ``source_room`` leaves each of ``dest_rooms``."""
-        rooms = self._rooms(dest_rooms)
-        for sid in self._main.adapter.sockets([source_room]):
-            for room in rooms:
-                self._leave(sid, room)
+        """Every socket in ``source_room`` leaves each of ``dest_rooms``, in every process."""
+        args = {"source": source_room, "dest": self._rooms(dest_rooms)}
+        self._apply("remove_room_members_from_rooms", args)
+        self._main.adapter.forward("remove_room_members_from_rooms", args)
+
+    def _apply(self, operation: str, args: dict[str, Any]) -> None:
+        """Do a room operation on this process's sockets (asked here, or by another process)."""
+        adapter = self._main.adapter
+        source = args["source"]
+        if operation == "leave_all":
+            for sid in adapter.sockets([source]):
+                for room in adapter.socket_rooms(sid):
+                    if room == sid and not args["include_socket_rooms"]:
+                        continue
+                    if room == source and not args["include_source_room"]:
+                        continue
+                    self._leave(sid, room)
+        elif operation == "add_room_members_to_rooms":
+            for sid in adapter.sockets([source]):
+                socket = self._main.sockets.get(sid)
+                if socket is None:
+                    adapter.add_all(sid, args["dest"])
+                    continue
+                try:
+                    socket.join(args["dest"])
+                except RoomLimitReached as error:  # one full socket must not stop the others (or the caller)
+                    log.warning("add_room_members_to_rooms(%r): skipped a socket: %s", source, error)
+        elif operation == "remove_room_members_from_rooms":
+            for sid in adapter.sockets([source]):
+                for room in args["dest"]:
+                    self._leave(sid, room)
+        else:
+            log.warning("ignored an unknown room operation %r", operation)
 
     def _leave(self, sid: str, room: str) -> None:
         """Through the socket when it is here, so its request is marked as changing its rooms."""
@@ -135,9 +153,15 @@ class Sockets:
         else:
             self._main.adapter.delete(sid, room)
 
+    async def count(self, room: str | Iterable[str]) -> int:
+        """How many sockets are in ``room`` (or in any of several), counting every process when the
+        app runs on several (a question through Redis; at most about a second)."""
+        return await self._main.adapter.count(self._rooms(room))
+
     @on_loop
     def members(self, room: str) -> set[str]:
-        """Ids of the sockets in ``room`` (Sails 1 removed this; people keep asking for it)."""
+        """Ids of this process's sockets in ``room`` (Sails 1 removed this; people keep asking for it);
+        :meth:`count` counts every process."""
         return self._main.adapter.sockets([room])
 
     @on_loop

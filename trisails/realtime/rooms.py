@@ -1,8 +1,9 @@
 """Rooms: which sockets are in which named groups, and fan-out to them.
 
 A room is a name; a socket is in any number of rooms and always in the one named after its own id.
-Membership lives behind the :class:`Adapter` interface so that it can live somewhere else than this
-process (the Redis adapter, for several processes, implements the same methods). One adapter serves one
+Membership lives behind the :class:`Adapter` interface so that several processes can share rooms: the
+Redis adapter (:mod:`trisails.realtime.cluster`) keeps this process's members here too, and tells the
+other processes about broadcasts and room operations. One adapter serves one
 namespace, as in Socket.IO.
 
 Fan-out never waits: :meth:`Adapter.broadcast` hands one pre-encoded envelope to each member's
@@ -12,7 +13,7 @@ non-blocking ``deliver`` callback. A socket in several of the target rooms gets 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .engine import Envelope
 
@@ -42,7 +43,13 @@ class Adapter(Protocol):
 
     def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
         """Deliver ``envelope`` once to each socket in any of ``rooms`` (all sockets when empty) that is
-        in none of the ``exclude`` rooms; return how many sockets it was handed to."""
+        in none of the ``exclude`` rooms; return how many sockets it was handed to (in this process)."""
+
+    def forward(self, operation: str, args: dict[str, Any]) -> None:
+        """Have the other processes do a room operation this one has done on its own sockets."""
+
+    async def count(self, rooms: Iterable[str]) -> int:
+        """How many sockets are in any of ``rooms``, in every process."""
 
 
 class MemoryAdapter:
@@ -89,6 +96,12 @@ class MemoryAdapter:
 
     def rooms(self) -> dict[str, int]:
         return {room: len(members) for room, members in self._rooms.items()}
+
+    def forward(self, operation: str, args: dict[str, Any]) -> None:
+        """One process: there is nobody else to tell."""
+
+    async def count(self, rooms: Iterable[str]) -> int:
+        return len(self.sockets(rooms))
 
     def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
         targets = self.sockets(rooms)

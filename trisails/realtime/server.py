@@ -407,7 +407,7 @@ class Namespace:
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}
-        self.adapter: Adapter = server._adapter_factory(self._deliver)
+        self.adapter: Adapter = server._adapter_factory(self._deliver, name)
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
 
@@ -468,7 +468,7 @@ class RealtimeServer:
         self,
         settings: SocketSettings,
         *,
-        adapter_factory: Callable[[Callable[[str, Envelope], object]], Adapter] = MemoryAdapter,
+        adapter_factory: Callable[[Callable[[str, Envelope], object], str], Adapter] = lambda deliver, name: MemoryAdapter(deliver),
     ) -> None:
         self.settings = settings
         self._adapter_factory = adapter_factory
@@ -518,6 +518,15 @@ class RealtimeServer:
         }
 
     # ----------------------------------------------------------------------------------------- internals
+    def use_adapter(self, factory: Callable[[Callable[[str, Envelope], object], str], Adapter]) -> None:
+        """Keep rooms with adapters made by ``factory(deliver, namespace_name)`` (the Redis adapter), for
+        every namespace; only before any socket connects, since memberships are not carried over."""
+        if any(ns.sockets for ns in self._namespaces.values()):
+            raise RuntimeError("change the rooms adapter before sockets connect")
+        self._adapter_factory = factory
+        for namespace in self._namespaces.values():
+            namespace.adapter = factory(namespace._deliver, namespace.name)
+
     def bind(self, nursery: trio.Nursery) -> None:
         """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
         self._nursery = nursery

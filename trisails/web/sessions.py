@@ -33,14 +33,21 @@ from urllib.parse import quote, unquote
 
 import orjson
 
+from .._errors import TrisailsError
+
 
 if TYPE_CHECKING:
     from .._config import SessionSettings
     from .request import Request
 
-__all__ = ["MemoryStore", "Session", "SessionStore", "Sessions"]
+__all__ = ["MemoryStore", "Session", "SessionStore", "SessionStoreUnavailable", "Sessions"]
 
 log = logging.getLogger("trisails.web")
+
+
+class SessionStoreUnavailable(TrisailsError):
+    """The session store cannot be reached (Redis is down): the request goes on with a fresh session
+    that is not saved, and the failure is logged."""
 
 
 class Session(dict[str, Any]):
@@ -53,6 +60,8 @@ class Session(dict[str, Any]):
         self.new = new
         """True until the session has been saved once."""
         self._saved = _fingerprint(self)
+        self.unavailable = False
+        """True when the store could not be reached: this is a stand-in, and it is not saved."""
 
     @property
     def changed(self) -> bool:
@@ -183,7 +192,13 @@ class Sessions:
         """The session a request's cookie names, or a new one (no cookie, an unknown or forged one)."""
         sid = self.sid_in(cookie_header)
         if sid is not None:
-            data = await self.store.load(sid)
+            try:
+                data = await self.store.load(sid)
+            except SessionStoreUnavailable as error:
+                log.error("session %s… not loaded, the request goes on without it: %s", sid[:6], error)
+                session = Session(sid, new=True)
+                session.unavailable = True
+                return session
             if data is not None:
                 return Session(sid, data, new=False)
             return Session(sid, new=True)  # signed by us, but expired or from before a restart
@@ -191,10 +206,14 @@ class Sessions:
 
     async def save(self, session: Session) -> bool:
         """Save ``session`` if it changed; True if it was new, so its cookie must reach the client."""
-        if not session.changed and (session.new or not self.settings.rolling):
-            return False
+        if session.unavailable or (not session.changed and (session.new or not self.settings.rolling)):
+            return False  # an unavailable session is never saved: it would overwrite the real one
         was_new = session.new
-        await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
+        try:
+            await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
+        except SessionStoreUnavailable as error:
+            log.error("session %s… not saved: %s", session.id[:6], error)
+            return False
         session._mark_saved()
         return was_new
 
