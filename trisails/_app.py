@@ -308,6 +308,10 @@ class App:
 
     async def _join_cluster(self, nursery: trio.Nursery) -> None:
         """Share rooms, broadcasts and sessions with the app's other processes through Redis."""
+        try:
+            import coredis  # noqa: F401
+        except ImportError:
+            raise ConfigError("sockets.redis_url needs the Redis client: pip install 'trisails[redis]'") from None
         bus = RedisBus(self.settings.sockets.redis_url, key=self.settings.sockets.redis_key)
         self.bus = bus
         adapters: dict[str, RedisAdapter] = {}
