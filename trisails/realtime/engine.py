@@ -26,6 +26,7 @@ a broadcast is encoded once however many sessions it reaches.
 from __future__ import annotations
 
 import enum
+import struct
 import logging
 import secrets
 import time
@@ -84,11 +85,12 @@ class Envelope:
     envelope is queued to: that is what makes a broadcast "encode once, send many".
     """
 
-    __slots__ = ("_frames", "packets")
+    __slots__ = ("_frames", "_wire", "packets")
 
     def __init__(self, packets: Sequence[eio.Packet]) -> None:
         self.packets = tuple(packets)
         self._frames: dict[int, list[str | bytes]] = {}
+        self._wire: dict[int, bytes] = {}
 
     @classmethod
     def of(cls, *packets: eio.Packet) -> Envelope:
@@ -99,6 +101,29 @@ class Envelope:
         if frames is None:
             frames = self._frames[revision] = [eio.encode_frame(p, revision) for p in self.packets]
         return frames
+
+    def wire(self, revision: int) -> bytes:
+        """The envelope as uncompressed websocket frames, ready for the socket: built once per revision
+        and shared by every member of a broadcast (server frames are not masked, so they are the same
+        bytes for everyone)."""
+        wire = self._wire.get(revision)
+        if wire is None:
+            wire = self._wire[revision] = b"".join([websocket_frame(f) for f in self.frames(revision)])
+        return wire
+
+
+def websocket_frame(message: str | bytes) -> bytes:
+    """One unmasked, unfragmented websocket data frame (RFC 6455 §5.2), as a server sends it."""
+    if isinstance(message, str):
+        opcode, payload = 0x81, message.encode()
+    else:
+        opcode, payload = 0x82, bytes(message)
+    length = len(payload)
+    if length < 126:
+        return bytes((opcode, length)) + payload
+    if length < 65536:
+        return struct.pack("!BBH", opcode, 126, length) + payload
+    return struct.pack("!BBQ", opcode, 127, length) + payload
 
 
 class SessionState(enum.Enum):
@@ -117,6 +142,14 @@ class WebSocketIO(Protocol):
     async def receive(self) -> str | bytes | None: ...  # None: the peer went away
 
     async def close(self, code: int) -> None: ...
+
+
+class DirectWebSocket(WebSocketIO, Protocol):
+    """A websocket that also takes ready-made frames: written now if the kernel takes them, or awaited."""
+
+    def write_now(self, data: bytes) -> int: ...  # bytes written without waiting (0 if none could be)
+
+    async def write(self, data: bytes) -> None: ...
 
 
 class MessageReceiver(Protocol):
@@ -162,7 +195,10 @@ class EngineSession:
         self.receiver: MessageReceiver | None = None
         self.nursery: trio.Nursery | None = None
         self._settings = settings
-        self._out_send, self._out_recv = trio.open_memory_channel[Envelope](settings.outbound_buffer)
+        self._out_send, self._out_recv = trio.open_memory_channel[Envelope | bytes](settings.outbound_buffer)
+        self._direct: Callable[[bytes], int] | None = None  # write_now of an uncompressed websocket
+        self._queued = 0  # items in the outbound channel
+        self._writing = False  # the writer task holds a batch it has not finished writing
         self._closed = trio.Event()
         self._ended = trio.Event()  # run() has finished: no task of this session is left
         self._flush_on_close = True
@@ -251,9 +287,24 @@ class EngineSession:
 
     # ----------------------------------------------------------------------------------------- sending
     def send(self, envelope: Envelope) -> bool:
-        """Queue ``envelope`` without waiting; False if it was not queued (closed, or dropped as slow)."""
+        """Send ``envelope`` without waiting; False if it could not be (closed, or dropped as slow).
+
+        On an uncompressed websocket with nothing queued ahead, the frames go straight to the socket
+        when the kernel takes them: no task switch, one system call. Whatever the kernel does not take
+        is queued for the writer task, and everything after it waits its turn, so order is kept.
+        """
+        direct = self._direct
+        item: Envelope | bytes = envelope
+        if direct is not None and not self._queued and not self._writing and not self._closed.is_set():
+            data = envelope.wire(self.revision)
+            written = direct(data)
+            if written == len(data):
+                return True
+            if written:
+                item = data[written:]
         try:
-            self._out_send.send_nowait(envelope)
+            self._out_send.send_nowait(item)
+            self._queued += 1
             return True
         except trio.WouldBlock:
             if self._settings.slow_consumer == "drop":
@@ -275,12 +326,13 @@ class EngineSession:
         while self._out_recv.statistics().current_buffer_used:
             await trio.sleep(0.01)
 
-    def _drain_nowait(self, first: Envelope) -> list[Envelope]:
+    def _drain_nowait(self, first: Envelope | bytes) -> list[Envelope | bytes]:
         batch = [first]
         while True:
             try:
                 batch.append(self._out_recv.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
+                self._queued = 0
                 return batch
 
     # ----------------------------------------------------------------------------------------- receiving
@@ -362,16 +414,30 @@ class EngineSession:
 
     async def _websocket_writer(self, websocket: WebSocketIO) -> None:
         revision = self.revision
-        while True:
-            try:
-                first = await self._out_recv.receive()
-            except trio.EndOfChannel:
-                break
-            batch = self._drain_nowait(first)
-            if len(batch) == 1:
-                await websocket.send_many(first.frames(revision))
-            else:
-                await websocket.send_many([frame for envelope in batch for frame in envelope.frames(revision)])
+        direct = getattr(websocket, "write_now", None) is not None and getattr(websocket, "direct", False)
+        if direct:
+            self._direct = websocket.write_now  # type: ignore[attr-defined]
+        try:
+            while True:
+                try:
+                    first = await self._out_recv.receive()
+                except trio.EndOfChannel:
+                    break
+                self._writing = True
+                batch = self._drain_nowait(first)
+                if direct:
+                    # ready-made frames: everything queued goes out in one write
+                    await websocket.write(  # type: ignore[attr-defined]
+                        b"".join([item if isinstance(item, bytes) else item.wire(revision) for item in batch])
+                    )
+                else:
+                    await websocket.send_many(
+                        [frame for item in batch if isinstance(item, Envelope) for frame in item.frames(revision)]
+                    )
+                self._writing = False
+        finally:
+            self._direct = None
+            self._writing = False
         # Closed on our side and everything queued has been written: the session can end. The
         # websocket's owner closes it with close_code once no task of ours reads it any more.
         if self.nursery is not None:
@@ -444,7 +510,7 @@ class EngineSession:
             except trio.EndOfChannel:
                 packets = [_CLOSE]
             else:
-                packets = [p for envelope in self._drain_nowait(first) for p in envelope.packets]
+                packets = [p for item in self._drain_nowait(first) if isinstance(item, Envelope) for p in item.packets]
         self._poll_scope = None
         return packets
 

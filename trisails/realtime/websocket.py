@@ -10,6 +10,7 @@ everything the session has queued in one ``send_all`` (the biggest lever on this
 from __future__ import annotations
 
 import logging
+import os
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -40,6 +41,9 @@ class StreamWebSocket:
 
     def __init__(self, stream: trio.SocketStream, *, max_message_size: int) -> None:
         self._stream = stream
+        self._fd = stream.socket.fileno()
+        self.direct = True
+        """Whether ready-made frames may be written as they are (not with permessage-deflate on)."""
         self._ws = WSConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
         self._send_lock = trio.Lock()
@@ -61,6 +65,7 @@ class StreamWebSocket:
 
     async def accept(self, request: Request, *, compression: bool) -> None:
         extensions: list[Extension] = [PerMessageDeflate()] if compression and request.extensions else []
+        self.direct = not extensions  # compressed frames must go through wsproto's compressor
         await self._write(self._ws.send(AcceptConnection(extensions=extensions)))
 
     async def refuse(self, status: int, body: bytes) -> None:
@@ -85,6 +90,24 @@ class StreamWebSocket:
             )
         except LocalProtocolError:  # the peer has already started closing: nothing more goes out
             return
+        await self._write(data)
+
+    def write_now(self, data: bytes) -> int:
+        """Write as much of ``data`` as the kernel takes without waiting, and return how much that was.
+
+        The fast path for broadcasts and acks: no task switch, one system call. It writes nothing while
+        another write is under way (order), and leaves a broken connection to the next awaited write,
+        which notices and closes it.
+        """
+        if self.closed or self._send_lock.locked():
+            return 0
+        try:
+            return os.write(self._fd, data)
+        except OSError:  # would block, or broken: the awaited path deals with it
+            return 0
+
+    async def write(self, data: bytes) -> None:
+        """Write ready-made frames (see :func:`~trisails.realtime.engine.websocket_frame`)."""
         await self._write(data)
 
     async def receive(self) -> str | bytes | None:
