@@ -81,7 +81,8 @@ class App:
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
         self.session_store: SessionStore = MemoryStore()
-        """Where sessions are kept between requests: in memory unless the app sets another store."""
+        """Where sessions are kept between requests: in memory (or in Redis, when the app runs with
+        ``sockets.redis_url``) unless the app sets another store, before it lifts or in a lift hook."""
         self.sessions = Sessions(self.settings.session, store=self.session_store)
         """Cookies and ``req.session``, for HTTP and sockets alike (rebuilt from the settings at lift)."""
         self.policies = Policies()
@@ -234,7 +235,6 @@ class App:
         if self._lower_requested is not None:
             raise ConfigError("this App is already lifted; lower it before lifting it again")
         self._check_settings()
-        self.sessions = Sessions(self.settings.session, store=self.session_store)
         self._lower_requested = trio.Event()
         app_token = current_app.set(self)
         http_settings = self.settings.http
@@ -265,6 +265,11 @@ class App:
                     self._blueprints_installed = True
                 for hook in self._on_lift:
                     await _call(hook, self)
+                # after the hooks, which may have given the app a session store of its own
+                store = self.session_store
+                if self.bus is not None and isinstance(store, MemoryStore):
+                    store = RedisStore(self.bus)  # several processes share their sessions
+                self.sessions = Sessions(self.settings.session, store=store)
                 if not self._http_installed:
                     # last, so routes the app added to app.http itself take precedence
                     http.install(self)
@@ -323,8 +328,6 @@ class App:
         self.io.use_adapter(make)
         adapters["/"].apply = self.sockets._apply
         route(bus, adapters.get)
-        if isinstance(self.session_store, MemoryStore):
-            self.sessions = Sessions(self.settings.session, store=RedisStore(bus))
         await nursery.start(bus.run)
 
     def health(self) -> dict[str, Any]:

@@ -35,15 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve_until_signalled(app: App, host: str | None, port: int | None) -> None:
-    """Lift ``app`` and lower it on the first SIGINT or SIGTERM."""
+    """Lift ``app`` and lower it on the first SIGINT or SIGTERM; later signals only say to wait."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            url = await nursery.start(app.lift, host, port)
+
+            async def serve(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+                await app.lift(host, port, task_status=task_status)
+                nursery.cancel_scope.cancel()  # lowered: stop listening for signals
+
+            url = await nursery.start(serve)
             print(f"trisails: serving {app.root or 'the demo app'} on {url} (Ctrl-C to stop)", flush=True)
+            log = logging.getLogger("trisails")
             async for signum in signals:
-                logging.getLogger("trisails").info("received %s; lowering", signal.Signals(signum).name)
-                app.lower()
-                break
+                name = signal.Signals(signum).name
+                if app.draining:
+                    log.warning("received %s again; still lowering (in-flight requests get a few seconds)", name)
+                else:
+                    log.info("received %s; lowering", name)
+                    app.lower()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -126,6 +126,11 @@ class SocketSettings:
             if getattr(self, name) < 1:
                 raise ConfigError(f"sockets.{name} must be at least 1, got {getattr(self, name)!r}")
         for origin in self.only_allow_origins:
+            if origin.endswith((":443", ":80")) and not origin.startswith("file:"):
+                raise ConfigError(
+                    f"sockets.only_allow_origins: {origin!r} names the default port, which browsers never send "
+                    "in an Origin header: leave the port out"
+                )
             if origin != "*" and not _ORIGIN.fullmatch(origin) and origin != "file://":
                 raise ConfigError(
                     f"sockets.only_allow_origins: {origin!r} is not an origin; write scheme://host[:port] "
@@ -288,6 +293,8 @@ class Settings:
         self.datastores.validate()
         self.session.validate()
         self.security.validate()
+        if self.security.csrf and not self.session.enabled:
+            raise ConfigError("security.csrf needs sessions (the token lives in the session): turn session.enabled back on")
 
 
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:

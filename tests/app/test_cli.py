@@ -95,6 +95,17 @@ async def test_the_cli_serves_the_demo_with_no_folder_and_stops_on_ctrl_c() -> N
             assert await process.wait() == 0
 
 
+async def test_an_impatient_second_ctrl_c_still_ends_in_a_clean_exit() -> None:
+    async with running("--port", str(free_port())) as (process, url):
+        async with httpx.AsyncClient() as browser:  # an idle keep-alive connection, as browsers keep
+            assert (await browser.get(url + "/")).status_code == 200
+            process.send_signal(signal.SIGINT)
+            await trio.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(10):
+                assert await process.wait() == 0
+
+
 async def test_the_cli_explains_a_folder_it_cannot_load(tmp_path: Path) -> None:
     result = await trio.run_process(
         [sys.executable, "-m", "trisails", str(tmp_path / "missing")], cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,14 +96,32 @@ async def test_nosession_as_a_query_parameter_still_shares_the_session_its_reque
             assert (await socket.get("/chat/setsess"))[0] == {"counter": 2}
 
 
-async def test_reading_a_session_saves_nothing() -> None:
+async def test_a_visitor_gets_a_cookie_at_once_but_nothing_is_stored_until_the_session_holds_something() -> None:
     app = counter_app()
-    async with app.lifted() as url, httpx.AsyncClient(base_url=url) as http:
-        for _ in range(5):
-            response = await http.get("/chat/peek")
-            assert response.json() == {"session": {}}
-            assert "set-cookie" not in response.headers
+    async with app.lifted() as url:
+        for _ in range(5):  # five visitors (no cookie jar between them)
+            async with httpx.AsyncClient(base_url=url) as visitor:
+                response = await visitor.get("/chat/peek")
+                assert response.json() == {"session": {}}
+                assert response.headers["set-cookie"].startswith("sails.sid=s%3A")
         assert isinstance(app.session_store, MemoryStore) and len(app.session_store) == 0
+        async with httpx.AsyncClient(base_url=url) as browser:
+            page = await browser.get("/chat/peek")
+            cookie = session_cookie(page)
+            assert "set-cookie" not in (await browser.get("/chat/peek", headers={"cookie": cookie})).headers
+            async with connect(url, headers={"cookie": cookie}) as socket:  # the page's socket
+                assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
+            assert (await browser.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 2}
+        assert len(app.session_store) == 1
+
+
+async def test_rolling_sessions_renew_the_cookie_with_every_response() -> None:
+    settings = Settings()
+    settings.session.rolling = True
+    async with counter_app(settings).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        cookie = session_cookie(await http.get("/chat/setsess"))
+        again = await http.get("/chat/peek", headers={"cookie": cookie})
+        assert session_cookie(again) == cookie  # the same session, its Max-Age starting over
 
 
 async def test_sessions_can_be_turned_off() -> None:
@@ -146,3 +165,17 @@ def test_session_settings_that_cannot_work_are_refused() -> None:
     settings.session.name = "my session"
     with pytest.raises(ConfigError, match="cookie name"):
         settings.validate()
+
+
+async def test_a_page_brings_its_session_cookie_so_its_socket_shares_the_session(tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "index.html").write_text("<!doctype html><title>chat</title>")
+    app = App.load(tmp_path)
+    app.action("chat/setsess", counter_app().router.actions["chat/setsess"])
+    async with app.lifted() as url, httpx.AsyncClient(base_url=url) as browser:
+        page = await browser.get("/")
+        assert page.text.startswith("<!doctype html>")
+        cookie = session_cookie(page)
+        async with connect(url, headers={"cookie": cookie}) as socket:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
+        assert (await browser.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 2}

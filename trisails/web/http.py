@@ -21,6 +21,7 @@ from ..protocol.virtual import parse_query
 from .dispatch import dispatch
 from .request import _UNSET, Request, Response
 from .security import cors_headers, preflight_headers
+from .sessions import new_sid
 
 if TYPE_CHECKING:
     from .._app import App
@@ -64,7 +65,12 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
     if app.router.match(method, request.path) is None and method in ("GET", "HEAD"):
         static = _static_file(app, request.path)
         if static is not None:
-            return await send_file(static)
+            response = await send_file(static)
+            sessions = app.sessions
+            if sessions.enabled and sessions.sid_in(request.headers.get("cookie")) is None:
+                # a page gets its session cookie with the page, so its socket shares that session
+                response.headers.add("set-cookie", sessions.set_cookie(new_sid()))
+            return response
     try:
         body = await _body()
     except ValueError as error:

@@ -56,12 +56,14 @@ class SessionStoreUnavailable(TrisailsError):
 class Session(dict[str, Any]):
     """``req.session``: a dict of JSON-able values, saved after the request if it changed."""
 
-    def __init__(self, sid: str, data: Mapping[str, Any] | None = None, *, new: bool) -> None:
+    def __init__(self, sid: str, data: Mapping[str, Any] | None = None, *, new: bool, from_cookie: bool = False) -> None:
         super().__init__(data or {})
         self.id = sid
         """The session id (what the cookie carries, signed)."""
         self.new = new
         """True until the session has been saved once."""
+        self.from_cookie = from_cookie
+        """Whether the client sent this session's cookie (if not, the response must give it one)."""
         self._saved = _fingerprint(self)
         self.unavailable = False
         """True when the store could not be reached: this is a stand-in, and it is not saved."""
@@ -215,26 +217,34 @@ class Sessions:
                 data = await self.store.load(sid)
             except SessionStoreUnavailable as error:
                 log.error("session %s… not loaded, the request goes on without it: %s", sid[:6], error)
-                session = Session(sid, new=True)
+                session = Session(sid, new=True, from_cookie=True)
                 session.unavailable = True
                 return session
             if data is not None:
-                return Session(sid, data, new=False)
-            return Session(sid, new=True)  # signed by us, but expired or from before a restart
+                return Session(sid, data, new=False, from_cookie=True)
+            # signed by us, but expired or from before a restart: the same id starts afresh
+            return Session(sid, new=True, from_cookie=True)
         return Session(new_sid(), new=True)
 
     async def save(self, session: Session) -> bool:
-        """Save ``session`` if it changed; True if it was new, so its cookie must reach the client."""
-        if session.unavailable or (not session.changed and (session.new or not self.settings.rolling)):
-            return False  # an unavailable session is never saved: it would overwrite the real one
-        was_new = session.new
-        try:
-            await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
-        except SessionStoreUnavailable as error:
-            log.error("session %s… not saved: %s", session.id[:6], error)
-            return False
-        session._mark_saved()
-        return was_new
+        """Save ``session`` if it changed (or always, with ``rolling``), and say whether the response
+        must carry its cookie: when the client did not send it, or to renew its ``Max-Age``.
+
+        A new session that holds nothing is not stored, but its cookie still goes out, so that the
+        page's socket shares the session the page's later requests fill (as Sails does).
+        """
+        if session.unavailable:
+            return False  # a stand-in is never saved: it would overwrite the real session
+        rolling = self.settings.rolling and not (session.new and not session.changed)
+        if session.changed or rolling:
+            try:
+                await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
+            except SessionStoreUnavailable as error:
+                log.error("session %s… not saved: %s", session.id[:6], error)
+                return not session.from_cookie
+            session._mark_saved()
+            return not session.from_cookie or rolling
+        return not session.from_cookie
 
     async def attach(self, req: Request, cookie_header: str | None) -> None:
         """Give ``req`` its session (``req.session``)."""
