@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def serve_until_signalled(app: App, host: str | None, port: int | None) -> None:
     """Lift ``app`` and lower it on the first SIGINT or SIGTERM; later signals only say to wait."""
+    # What the receiver restores when it closes: once lowered, a late signal must not turn a clean
+    # exit into a kill.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
 
