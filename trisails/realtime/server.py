@@ -55,6 +55,9 @@ Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 RoomSpec = str | Iterable[str]
 
+#: The inbox entry of a plain handler's coroutine result, awaited in turn by the dispatcher.
+_AWAIT = "\x00await"
+
 #: Event names a client may not trigger: they are the server's own lifecycle callbacks.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
 
@@ -140,6 +143,7 @@ class Socket:
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, Waiter] = {}
         self._ack_ids = itertools.count()
+        self._pending = 0  # events in the inbox or being handled by the dispatcher
         self._inbox, self._inbox_out = trio.open_memory_channel[tuple[str, list[Any], int | None]](
             namespace.server.settings.inbound_buffer
         )
@@ -314,8 +318,12 @@ class Socket:
         kind = packet.type
         if kind in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
             event, *args = packet.data
+            event = str(event)
+            if not self._pending and not self._any and self._run_inline(event, args, packet.id):
+                return
             try:
-                self._inbox.send_nowait((str(event), args, packet.id))
+                self._inbox.send_nowait((event, args, packet.id))
+                self._pending += 1
             except trio.WouldBlock:
                 raise ProtocolError(
                     f"more than {self.namespace.server.settings.inbound_buffer} events waiting for their handlers"
@@ -331,11 +339,52 @@ class Socket:
         else:
             raise ProtocolError(f"unexpected {kind.name} packet from the client")
 
+    def _run_inline(self, event: str, args: list[Any], ack_id: int | None) -> bool:
+        """Run a plain-function handler right here, in the reader, when nothing is waiting before it.
+
+        The common case (a sync handler, nothing queued) then costs no task switch. Async handlers, and
+        anything arriving while a handler is still busy, go through the inbox, so order is always kept.
+        """
+        if event in self._requests or event in RESERVED_EVENTS:
+            return False
+        handler = self._events.get(event)
+        if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)
+        ):
+            return False
+        try:
+            result = handler(*args)
+        except Exception:
+            log.exception("handler for %r on socket %s failed", event, self.id)
+            return True
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine: await it in turn
+            self._inbox.send_nowait((_AWAIT, [result], ack_id))
+            self._pending += 1
+            return True
+        if ack_id is not None and self.connected:
+            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
+        return True
+
     async def _dispatch(self) -> None:
         """Handle this socket's events one at a time, in the order they arrived (as Socket.IO does)."""
         async with self._inbox_out:
             async for event, args, ack_id in self._inbox_out:
-                await self._run_handler(event, args, ack_id)
+                try:
+                    if event is _AWAIT:
+                        await self._finish(args[0], event, ack_id)
+                    else:
+                        await self._run_handler(event, args, ack_id)
+                finally:
+                    self._pending -= 1
+
+    async def _finish(self, awaitable: Awaitable[Any], event: str, ack_id: int | None) -> None:
+        try:
+            result = await awaitable
+        except Exception:
+            log.exception("handler on socket %s failed", self.id)
+            return
+        if ack_id is not None and self.connected:
+            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
 
     async def _run_handler(self, event: str, args: list[Any], ack_id: int | None) -> None:
         try:
