@@ -396,7 +396,7 @@ class ModelBinding:
                 orm.flush()
         else:
             adding = child.fetch(add, alias, VALUES_TO_SET)
-            removing = [c for c in child.fetch(remove, alias, VALUES_TO_SET, missing_ok=True)]
+            removing = child.fetch(remove, alias, VALUES_TO_SET)  # removing a record that does not exist is a 404
             snapshots = self._snapshot_targets({alias: adding})
             with self._refusals(VALUES_TO_SET):
                 collection.add(adding)
@@ -424,7 +424,7 @@ class ModelBinding:
             attr = getattr(self.entity, field_.column)
             if field_.kind == "to_many":
                 if isinstance(value, str):
-                    value = _json(value, name)
+                    value = _parsed(value, name, code)
                 if value is None:
                     value = []
                 if not isinstance(value, list):
@@ -472,7 +472,9 @@ class ModelBinding:
             if obj is None:
                 if missing_ok:
                     continue
-                raise MissingRecord(parameter, f"There is no {self.identity} with the id {_show(raw)}.", code=code)
+                raise MissingRecord(
+                    parameter, f"`{parameter}`: there is no {self.identity} with the id {_show(raw)}.", code=code
+                )
             records.append(obj)
         return records
 
@@ -549,6 +551,15 @@ class ModelBinding:
 
     def _refusals(self, code: str) -> ModelBinding._Refusals:
         return ModelBinding._Refusals(code)
+
+
+def _parsed(text: str, parameter: str, code: str) -> Any:
+    """A collection sent as JSON text (``pets=[1,2]`` in a query string), parsed; malformed text is a
+    :class:`UsageError` of ``code``, the code of the write it was sent for."""
+    try:
+        return _json(text, parameter)
+    except UsageError as error:
+        raise UsageError(parameter, error.details, code=code) from None
 
 
 def _unique_detail(text: str) -> str:

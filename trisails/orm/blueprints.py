@@ -30,8 +30,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .binding import MissingRecord, ModelBinding
-from .criteria import Criteria, UsageError, _json, apply, parse_find
+from .binding import MissingRecord, ModelBinding, _parsed
+from .criteria import Criteria, UsageError, apply, parse_find
 
 if TYPE_CHECKING:
     from .._app import App
@@ -133,8 +133,9 @@ def _values(req: Request, *excluded: str) -> dict[str, Any]:
 
 
 def _subscribe_deep(req: Request, binding: ModelBinding, records: list[dict[str, Any]]) -> None:
-    """Sails' ``subscribeDeep``: watch every associated model, subscribe to every populated record."""
-    if not req.is_socket:
+    """Sails' ``subscribeDeep``, once per record found: watch every associated model, and subscribe to
+    every populated record. Finding no record watches no associated model, as in Sails."""
+    if not req.is_socket or not records:
         return
     auto_watch = req.app.settings.blueprints.auto_watch
     for alias, association in binding.associations.items():
@@ -200,6 +201,7 @@ async def find_one(req: Request, res: Response) -> None:
 @_guarded
 async def create(req: Request, res: Response) -> None:
     """``POST /user``: a new record from the parameters; watchers hear ``created``."""
+    req.rejoin = False  # a reconnecting client must never create the record again
     binding = _binding(req)
     change = await binding.create(_values(req, "_csrf"))
     if req.is_socket:
@@ -212,6 +214,7 @@ async def create(req: Request, res: Response) -> None:
 @_guarded
 async def update(req: Request, res: Response) -> None:
     """``PATCH /user/:id``: change a record; its subscribers hear ``updated``."""
+    req.rejoin = False
     binding = _binding(req)
     if req.method == "PUT":
         log.debug("PUT %s: use PATCH to update a record (Sails deprecates PUT for it)", req.path)
@@ -228,6 +231,7 @@ async def update(req: Request, res: Response) -> None:
 @_guarded
 async def destroy(req: Request, res: Response) -> None:
     """``DELETE /user/:id``: delete a record and answer it as it was; subscribers hear ``destroyed``."""
+    req.rejoin = False
     binding = _binding(req)
     pk = binding.parse_id(req.params.get("id"))
     change = await binding.destroy(pk)
@@ -240,6 +244,7 @@ async def destroy(req: Request, res: Response) -> None:
 
 
 async def _collection(req: Request, res: Response, **how: Any) -> None:
+    req.rejoin = False  # add, remove and replace are writes: never repeated by a reconnect
     binding = _binding(req)
     alias = req.options["alias"]
     pk = binding.parse_id(req.params.get("parentid"), "parentid")
@@ -283,7 +288,7 @@ async def replace(req: Request, res: Response) -> None:
     alias = req.options["alias"]
     ids = req.body if isinstance(req.body, list) else req.param(alias)
     if isinstance(ids, str):
-        ids = _json(ids, alias)
+        ids = _parsed(ids, alias, "E_INVALID_VALUES_TO_SET")
     if not isinstance(ids, list):
         raise UsageError(alias, f"Send the ids `{alias}` should hold, as a list: [1, 2].", code="E_INVALID_VALUES_TO_SET")
     await _collection(req, res, replace=ids)
@@ -317,8 +322,9 @@ async def populate(req: Request, res: Response) -> None:
         return
     binding.pubsub.subscribe(req, [pk])
     if req.is_socket:
-        if req.app.settings.blueprints.auto_watch:
-            child.pubsub.watch(req)
+        if req.app.settings.blueprints.auto_watch:  # as subscribeDeep of the parent: every associated model
+            for association_ in binding.associations.values():
+                binding.models[association_.target].pubsub.watch(req)
         child.pubsub.subscribe(req, value if isinstance(value, list) else [value])
     res.ok(value)
 

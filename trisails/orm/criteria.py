@@ -510,6 +510,8 @@ def _to_str(value: Any) -> str:
         return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
     if not isinstance(value, str):
         raise ValueError("a string")
+    if "\x00" in value:  # PostgreSQL cannot store it; refused everywhere, so both databases agree
+        raise ValueError("text without NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate, which JSON can carry but no database stores

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._errors import RoomLimitReached
 from .binding import Change, Link, to_json
 
 if TYPE_CHECKING:
@@ -51,8 +52,12 @@ class PubSub:
         if req is None or not req.is_socket:
             log.debug("%s.subscribe: not a socket request, nothing to subscribe", self.identity)
             return
-        for id in _ids(ids, self.binding.pk):
-            self.sockets.join(req, self.room(id))
+        try:
+            for id in _ids(ids, self.binding.pk):
+                self.sockets.join(req, self.room(id))
+        except RoomLimitReached as error:
+            # a read or a write has happened; only the subscription is refused, and the log says why
+            log.warning("%s.subscribe: %s", self.identity, error)
 
     def unsubscribe(self, req: Request | None, ids: Any) -> None:
         """Take ``req``'s socket out of each record's room."""
@@ -64,7 +69,10 @@ class PubSub:
     def watch(self, req: Request) -> None:
         """Join ``req``'s socket to the class room, to hear about new records."""
         if req.is_socket:
-            self.sockets.join(req, self.class_room)
+            try:
+                self.sockets.join(req, self.class_room)
+            except RoomLimitReached as error:
+                log.warning("%s: not watching: %s", self.identity, error)
 
     def introduce(self, id: Any) -> None:
         """Subscribe every watcher of the model to a new record."""
@@ -87,15 +95,17 @@ class PubSub:
         return self.sockets.broadcast(rooms, self.identity, data, omit=omit if omit is not None and omit.is_socket else None)
 
     def created(self, change: Change, omit: Request | None) -> None:
-        """``created`` to the class room, then the other sides of the new record's associations."""
-        self._send(self.class_room, {"verb": "created", "data": change.after, "id": to_json(change.id)}, omit)
+        """The other sides of the new record's associations, then ``created`` to the class room (the
+        order of Sails' ``_publishCreate``)."""
         self.notify_other_sides(change, omit)
+        self._send(self.class_room, {"verb": "created", "data": change.after, "id": to_json(change.id)}, omit)
 
     def updated(self, change: Change, omit: Request | None) -> None:
-        """``updated`` (with the values set and the record as it was) to the record's room."""
+        """The other sides of the associations that changed, then ``updated`` (with the values set and
+        the record as it was) to the record's room (the order of Sails' ``_publishUpdate``)."""
+        self.notify_other_sides(change, omit)
         message = {"verb": "updated", "data": change.values, "id": to_json(change.id), "previous": change.before}
         self._send(self.room(change.id), message, omit)
-        self.notify_other_sides(change, omit)
 
     def destroyed(self, change: Change, omit: Request | None) -> None:
         """``destroyed`` (with the record as it was) to the record's room, and the other sides."""
@@ -123,17 +133,18 @@ class PubSub:
         association = self.binding.associations[link.alias]
         other = self.binding.models[association.target].pubsub
         me = to_json(id)
-        for related in link.added:
-            if association.via_many:
-                message = {"id": related, "verb": "addedTo", "attribute": association.via, "addedId": me}
-            else:
-                message = {"verb": "updated", "data": {association.via: me}, "id": related}
-            other._send(other.room(related), message, omit)
+        # the records that lost this one first, then those that gained it, as Sails tells them
         for related in link.removed:
             if association.via_many:
                 message = {"id": related, "verb": "removedFrom", "attribute": association.via, "removedId": me}
             else:
                 message = {"verb": "updated", "data": {association.via: None}, "id": related}
+            other._send(other.room(related), message, omit)
+        for related in link.added:
+            if association.via_many:
+                message = {"id": related, "verb": "addedTo", "attribute": association.via, "addedId": me}
+            else:
+                message = {"verb": "updated", "data": {association.via: me}, "id": related}
             other._send(other.room(related), message, omit)
         for related, former in link.stolen_from.items():
             # the related record had another parent of this model before: that parent lost it
