@@ -374,14 +374,24 @@ class App:
     async def lifted(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Lift the app for the duration of a ``with`` block and yield its base URL (tests use port 0)."""
         self._check_settings()  # here too, so a refusal is a plain ConfigError, not an exception group
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(self.lift, host, port)
-            token = current_app.set(self)  # ``sails`` resolves in the block too
-            try:
-                yield url
-            finally:
-                current_app.reset(token)
-                self.lower()
+        try:
+            async with trio.open_nursery() as nursery:
+                url = await nursery.start(self.lift, host, port)
+                token = current_app.set(self)  # ``sails`` resolves in the block too
+                try:
+                    yield url
+                finally:
+                    current_app.reset(token)
+                    self.lower()
+        except BaseExceptionGroup as group:
+            # a lift that failed on a setting (the datastore, say) raises that ConfigError as it is,
+            # not wrapped in the nurseries' exception groups, so `except ConfigError` catches it
+            cause = group
+            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+                cause = cause.exceptions[0]
+            if isinstance(cause, ConfigError):
+                raise cause from None
+            raise
 
     def statistics(self) -> dict[str, Any]:
         """Live counts for health checks and tests: Engine.IO sessions, sockets and rooms per namespace."""
