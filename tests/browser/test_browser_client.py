@@ -114,7 +114,7 @@ class SailsTestApp:
         self.sockets.append(socket)
         # The App answers virtual requests with its router, whose handlers come before socket.on()'s;
         # these tests answer them with their own routes, so the router's handlers are dropped.
-        socket._requests.clear()
+        socket._request_events = frozenset()
         for verb in VERBS:
             socket.on(verb, partial(self._virtual, socket))
         socket.on("disconnect", lambda reason: self.gone.__setitem__(socket.id, reason))

@@ -82,9 +82,9 @@ class TestServer:
 
     def _connected(self, socket: Socket) -> None:
         self.sockets.append(socket)
+        # The App wires its own router into these events, ahead of socket.on(); take them back.
+        socket._request_events = frozenset()
         for verb in VERBS:
-            # The App wires its own router into these events, ahead of socket.on(); take them back.
-            getattr(socket, "_requests", {}).pop(verb, None)
             socket.on(verb, partial(self._answer, socket, verb))
 
     async def _answer(self, socket: Socket, verb: str, request: dict[str, Any]) -> Any:

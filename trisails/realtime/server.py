@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+from collections import deque
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ log = logging.getLogger("trisails.realtime")
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 RoomSpec = str | Iterable[str]
+RequestHandler = Callable[[str, list[Any], Callable[[Any], None] | None], Awaitable[None]]
 
 #: The inbox entry of a plain handler's coroutine result, awaited in turn by the dispatcher.
 _AWAIT = "\x00await"
@@ -137,16 +139,17 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
-        self._requests: dict[str, Callable[[list[Any], Callable[[Any], None] | None], Awaitable[None]]] = {}
+        self._request_events: frozenset[str] = frozenset()
+        self._request_handler: RequestHandler | None = None
         self._any: list[Handler] = []
         self._joins = 0  # join() and leave() calls so far: a request that changed it changed the socket's rooms
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, Waiter] = {}
         self._ack_ids = itertools.count()
-        self._pending = 0  # events in the inbox or being handled by the dispatcher
-        self._inbox, self._inbox_out = trio.open_memory_channel[tuple[str, list[Any], int | None]](
-            namespace.server.settings.inbound_buffer
-        )
+        # Events waiting for their handler, and whether the dispatcher task is running: it is started
+        # when an event has to wait and ends when none is left, so an idle socket holds no task.
+        self._inbox: deque[tuple[str, list[Any], int | None]] = deque()
+        self._dispatching = False
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
@@ -171,10 +174,12 @@ class Socket:
 
         return register(handler) if handler is not None else register
 
-    def _on_request(self, event: str, handler: Callable[[list[Any], Callable[[Any], None] | None], Awaitable[None]]) -> None:
-        """Register a low-level ``handler(args, ack)`` for virtual requests: ``ack(answer)`` sends the one
-        ack argument (and raises TypeError if it cannot be encoded); ``ack`` is None when none was asked."""
-        self._requests[event] = handler
+    def _on_requests(self, events: frozenset[str], handler: RequestHandler) -> None:
+        """Register a low-level ``handler(event, args, ack)`` for the virtual-request events: ``ack(answer)``
+        sends the one ack argument (and raises TypeError if it cannot be encoded); ``ack`` is None when
+        none was asked. One handler for every verb: an idle socket holds as little as possible."""
+        self._request_events = events
+        self._request_handler = handler
 
     def _ack(self, ack_id: int, answer: Any) -> None:
         if self.connected:
@@ -298,7 +303,7 @@ class Socket:
         if not self.connected:
             return
         self.connected = False
-        self._inbox.close()
+        self._inbox.clear()
         self._connection.forget(self)
         self.namespace._remove(self)
         for waiter in self._acks.values():
@@ -319,15 +324,13 @@ class Socket:
         if kind in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
             event, *args = packet.data
             event = str(event)
-            if not self._pending and not self._any and self._run_inline(event, args, packet.id):
+            if not self._inbox and not self._dispatching and not self._any and self._run_inline(event, args, packet.id):
                 return
-            try:
-                self._inbox.send_nowait((event, args, packet.id))
-                self._pending += 1
-            except trio.WouldBlock:
+            if len(self._inbox) >= self.namespace.server.settings.inbound_buffer:
                 raise ProtocolError(
                     f"more than {self.namespace.server.settings.inbound_buffer} events waiting for their handlers"
-                ) from None
+                )
+            self._queue((event, args, packet.id))
         elif kind in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
             waiter = self._acks.pop(packet.id, None) if packet.id is not None else None
             if waiter is None:
@@ -345,7 +348,7 @@ class Socket:
         The common case (a sync handler, nothing queued) then costs no task switch. Async handlers, and
         anything arriving while a handler is still busy, go through the inbox, so order is always kept.
         """
-        if event in self._requests or event in RESERVED_EVENTS:
+        if event in self._request_events or event in RESERVED_EVENTS:
             return False
         handler = self._events.get(event)
         if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
@@ -358,24 +361,30 @@ class Socket:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
         if inspect.isawaitable(result):  # a plain function that returned a coroutine: await it in turn
-            self._inbox.send_nowait((_AWAIT, [result], ack_id))
-            self._pending += 1
+            self._queue((_AWAIT, [result], ack_id))
             return True
         if ack_id is not None and self.connected:
             self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
         return True
 
+    def _queue(self, entry: tuple[str, list[Any], int | None]) -> None:
+        self._inbox.append(entry)
+        if not self._dispatching:
+            self._dispatching = True
+            self.start_soon(self._dispatch)
+
     async def _dispatch(self) -> None:
-        """Handle this socket's events one at a time, in the order they arrived (as Socket.IO does)."""
-        async with self._inbox_out:
-            async for event, args, ack_id in self._inbox_out:
-                try:
-                    if event is _AWAIT:
-                        await self._finish(args[0], event, ack_id)
-                    else:
-                        await self._run_handler(event, args, ack_id)
-                finally:
-                    self._pending -= 1
+        """Handle this socket's waiting events one at a time, in the order they arrived (as Socket.IO
+        does), and end when none is left."""
+        try:
+            while self._inbox and self.connected:
+                event, args, ack_id = self._inbox.popleft()
+                if event is _AWAIT:
+                    await self._finish(args[0], event, ack_id)
+                else:
+                    await self._run_handler(event, args, ack_id)
+        finally:
+            self._dispatching = False
 
     async def _finish(self, awaitable: Awaitable[Any], event: str, ack_id: int | None) -> None:
         try:
@@ -390,9 +399,8 @@ class Socket:
         try:
             for handler in self._any:
                 await _call(handler, event, *args)
-            request_handler = self._requests.get(event)
-            if request_handler is not None:
-                await request_handler(args, functools.partial(self._ack, ack_id) if ack_id is not None else None)
+            if event in self._request_events and self._request_handler is not None:
+                await self._request_handler(event, args, functools.partial(self._ack, ack_id) if ack_id is not None else None)
                 return
             event_handler = self._events.get(event) if event not in RESERVED_EVENTS else None
             if event_handler is None:
@@ -704,7 +712,6 @@ class _Connection:
                 await _call(handler, socket)
             except Exception:
                 log.exception("connection handler of %s failed for socket %s", name, socket.id)
-        socket.start_soon(socket._dispatch)
         pending = self._pending.pop(name, _Pending())
         for packet in pending.packets:
             if not socket.connected:

@@ -37,6 +37,8 @@ log = logging.getLogger("trisails.web")
 #: their rooms back.
 REJOIN_HEADER = "x-trisails-rejoin"
 
+_VERBS = frozenset(virtual.VERBS)
+
 
 def attach(app: App, socket: Socket) -> None:
     """Make ``socket`` answer virtual requests (a connection handler of the main namespace), with the
@@ -49,8 +51,7 @@ def attach(app: App, socket: Socket) -> None:
             headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
     settings = app.settings.sockets
     bucket = TokenBucket(settings.request_rate, settings.request_burst)
-    for verb in virtual.VERBS:
-        socket._on_request(verb, partial(_handle, app, socket, bucket, verb))
+    socket._on_requests(_VERBS, partial(_handle, app, socket, bucket))
     if app.settings.sockets.after_disconnect is not None:
         socket.on("disconnect", partial(_after_disconnect, app, socket))
 
