@@ -48,6 +48,7 @@ MINIMUM_SDK_VERSION = (0, 11, 0)
 ASSUMED_SDK_VERSION = "0.9.0"
 
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
+_MAX_VERSION_LENGTH = 64  # longer is no version; and int() refuses numbers past 4300 digits
 
 
 class VirtualRequestError(Exception):
@@ -76,7 +77,8 @@ def sdk_version_ok(version: str | None) -> bool:
 
     A missing version counts as 0.9.0, as in Sails; anything that is not semver is refused.
     """
-    match = _SEMVER.match((version or ASSUMED_SDK_VERSION).strip())
+    text = (version or ASSUMED_SDK_VERSION).strip()
+    match = _SEMVER.match(text) if len(text) <= _MAX_VERSION_LENGTH else None
     if match is None:
         return False
     return tuple(int(part) for part in match.groups()) >= MINIMUM_SDK_VERSION
@@ -108,7 +110,10 @@ def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = N
         raise VirtualRequestError("No url provided in request: [object Object]")
     if not isinstance(url, str):
         raise VirtualRequestError(f"Invalid url provided: {js_string(url)}")
-    parts = urlsplit(url)  # an absolute url is routed by its path, as Sails does
+    try:
+        parts = urlsplit(url)  # an absolute url is routed by its path, as Sails does
+    except ValueError:  # a malformed host part ("//[", "http://[::1")
+        raise VirtualRequestError(f"Invalid url provided: {url[:200]}") from None
     data = envelope.get("data")
     params = envelope.get("params")
     for name, value in (("data", data), ("params", params)):
@@ -121,11 +126,14 @@ def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = N
     raw_headers = envelope.get("headers")
     if raw_headers is not None and not isinstance(raw_headers, dict):
         raise VirtualRequestError(f"Invalid headers provided: expected an object, got {_describe(raw_headers)}")
-    headers = {
-        str(name).lower(): value if isinstance(value, str) else js_string(value)
-        for name, value in (raw_headers or {}).items()
-        if value is not None
-    }
+    try:
+        headers = {
+            str(name).lower(): value if isinstance(value, str) else js_string(value)
+            for name, value in (raw_headers or {}).items()
+            if value is not None
+        }
+    except RecursionError:  # a value nested as deep as JSON allows
+        raise VirtualRequestError("Invalid headers provided: a header value is nested too deeply") from None
     headers.update(forced_headers or {})
     return VirtualRequest(
         method=verb.upper(),

@@ -47,6 +47,9 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         self._stream = stream
         self._head = head
         self.socket = stream.socket
+        # hypercorn 0.18 calls send_eof outside the lock it holds around send_all; a client hanging
+        # up mid-response then made trio raise BusyResourceError (logged as an ASGI error)
+        self._sending = trio.Lock()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._head:
@@ -55,13 +58,15 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         return await self._stream.receive_some(max_bytes)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
+        async with self._sending:
+            await self._stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        async with self._sending:
+            await self._stream.send_eof()
 
     async def aclose(self) -> None:
         await self._stream.aclose()

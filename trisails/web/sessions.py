@@ -140,6 +140,7 @@ class Sessions:
             log.debug("no session secret configured: using a random one, so sessions end when the process does")
         self._key = secret.encode()
         self._known: dict[str, str | None] = {}
+        self._failing = False
         self.store: SessionStore = store if store is not None else MemoryStore()
 
     @property
@@ -157,10 +158,15 @@ class Sessions:
         if not value.startswith("s:") or "." not in value:
             return None
         sid, _, signature = value[2:].rpartition(".")
-        return sid if sid and hmac.compare_digest(signature, self._signature(sid)) else None
+        try:
+            expected = self._signature(sid).encode()
+            given = signature.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: not text anyone could have signed
+            return None
+        return sid if sid and hmac.compare_digest(given, expected) else None
 
     def _signature(self, sid: str) -> str:
-        digest = hmac.new(self._key, sid.encode(), hashlib.sha256).digest()
+        digest = hmac.new(self._key, sid.encode("utf-8"), hashlib.sha256).digest()
         return base64.b64encode(digest).decode().rstrip("=")
 
     def sid_in(self, cookie_header: str | None) -> str | None:
@@ -216,10 +222,11 @@ class Sessions:
             try:
                 data = await self.store.load(sid)
             except SessionStoreUnavailable as error:
-                log.error("session %s… not loaded, the request goes on without it: %s", sid[:6], error)
+                self._store_failed(f"sessions are not loaded, requests go on without them: {error}")
                 session = Session(sid, new=True, from_cookie=True)
                 session.unavailable = True
                 return session
+            self._store_recovered()
             if data is not None:
                 return Session(sid, data, new=False, from_cookie=True)
             # signed by us, but expired or from before a restart: the same id starts afresh
@@ -240,11 +247,23 @@ class Sessions:
             try:
                 await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
             except SessionStoreUnavailable as error:
-                log.error("session %s… not saved: %s", session.id[:6], error)
+                self._store_failed(f"sessions are not saved: {error}")
                 return not session.from_cookie
+            self._store_recovered()
             session._mark_saved()
             return not session.from_cookie or rolling
         return not session.from_cookie
+
+    def _store_failed(self, problem: str) -> None:
+        """Log a store outage once, not once per request (under load that would flood the log)."""
+        if not self._failing:
+            log.error("session store unavailable: %s", problem)
+        self._failing = True
+
+    def _store_recovered(self) -> None:
+        if self._failing:
+            log.warning("session store available again")
+        self._failing = False
 
     async def attach(self, req: Request, cookie_header: str | None) -> None:
         """Give ``req`` its session (``req.session``)."""
