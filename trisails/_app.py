@@ -80,7 +80,8 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
-        self.session_store: SessionStore = MemoryStore()
+        self._default_store = MemoryStore()
+        self.session_store: SessionStore = self._default_store
         """Where sessions are kept between requests: in memory (or in Redis, when the app runs with
         ``sockets.redis_url``) unless the app sets another store, before it lifts or in a lift hook."""
         self.sessions = Sessions(self.settings.session, store=self.session_store)
@@ -91,6 +92,7 @@ class App:
         """The app's models by identity, while it is lifted (``app.models["user"].entity`` is the Pony entity)."""
         self.datastore: Datastore | None = None
         """The database of the models, while the app is lifted."""
+        self._services_scope = trio.CancelScope()
         self.bus: RedisBus | None = None
         """The link to the app's other processes while lifted with ``sockets.redis_url``."""
         self._declarations: dict[str, type[Model]] = {}
@@ -198,6 +200,22 @@ class App:
             raise RuntimeError("the app is not lifted: start background tasks from an on_lift hook (bootstrap)")
         self._tasks.start_soon(fn, *args, name=name)
 
+    async def _services(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        """The nursery of what serving needs (the heartbeats, the Redis link): it lives until the
+        listener has stopped and drained, then its tasks are cancelled."""
+        self._services_scope = trio.CancelScope()
+        with self._services_scope:
+            async with trio.open_nursery() as nursery:
+                task_status.started(nursery)
+                await trio.sleep_forever()
+
+    async def _serve(self, *args: Any, task_status: trio.TaskStatus[str], **kwargs: Any) -> None:
+        """The listener, and when it is done, the end of the services it needed."""
+        try:
+            await listener.serve(*args, task_status=task_status, **kwargs)
+        finally:
+            self._services_scope.cancel()
+
     async def _own_tasks(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
         """The nursery of the app's background tasks; it is cancelled as soon as lowering starts."""
         assert self._lower_requested is not None
@@ -252,14 +270,17 @@ class App:
                 self.io.bind(root)
                 self._engine.bind(root)
                 self._tasks = await root.start(self._own_tasks)
+                services = await root.start(self._services)
+                services.start_soon(self._engine.keep_heartbeats)
                 if self.settings.sockets.redis_url:
-                    await self._join_cluster(root)
+                    await self._join_cluster(services)
                 if self._declarations:
                     await self._open_models()
                 if not self._blueprints_installed:
                     if self.models:
                         blueprints.install(self)
-                    self.router.add_blueprint("GET", "/__health", _health, "trisails/health", {})
+                    # built in: no session, no policy (a load balancer has neither)
+                    self.router.add_blueprint("GET", "/__health", _health, "trisails/health", {"builtin": True})
                     if self.settings.security.csrf:  # after every other route: the app may bind its own
                         self.router.add_blueprint("GET", TOKEN_PATH, grant_csrf_token, "security/grant-csrf-token", {})
                     self._blueprints_installed = True
@@ -267,7 +288,7 @@ class App:
                     await _call(hook, self)
                 # after the hooks, which may have given the app a session store of its own
                 store = self.session_store
-                if self.bus is not None and isinstance(store, MemoryStore):
+                if self.bus is not None and store is self._default_store:
                     store = RedisStore(self.bus)  # several processes share their sessions
                 self.sessions = Sessions(self.settings.session, store=store)
                 if not self._http_installed:
@@ -276,7 +297,7 @@ class App:
                     self._http_installed = True
                 self.url = await root.start(
                     partial(
-                        listener.serve,
+                        self._serve,
                         self,
                         config,
                         self._engine,
@@ -328,7 +349,19 @@ class App:
         self.io.use_adapter(make)
         adapters["/"].apply = self.sockets._apply
         route(bus, adapters.get)
-        await nursery.start(bus.run)
+        if not Sessions(self.settings.session).has_secret:
+            log.warning(
+                "sockets.redis_url is set but session.secret is not: each process makes up its own secret, so "
+                "a session cannot follow a client to another process; give every process the same secret"
+            )
+        await nursery.start(self._run_bus, bus)
+
+    async def _run_bus(self, bus: RedisBus, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await bus.run(task_status=task_status)
+        except* Exception as group:
+            # only while it is being cancelled: the Redis client may fail to close its connections
+            log.debug("Redis link closed untidily: %r", group.exceptions)
 
     def health(self) -> dict[str, Any]:
         """How the app is: ``status`` is ``"ok"``, or ``"degraded"`` while Redis is unreachable (sockets
@@ -338,6 +371,8 @@ class App:
             report["redis"] = self.bus.statistics()
             if not self.bus.connected:
                 report["status"] = "degraded"
+        if self.draining:
+            report["status"] = "draining"
         return report
 
     def _check_settings(self) -> None:
@@ -399,5 +434,7 @@ class App:
 
 
 def _health(req: Any, res: Any) -> None:
-    """``GET /__health``: :meth:`App.health` as JSON, for load balancers and monitoring."""
-    res.json(req.app.health())
+    """``GET /__health``: :meth:`App.health` as JSON, for load balancers and monitoring: 200 while the
+    app serves (``degraded`` too: its sockets are still served), 503 while it is shutting down."""
+    report = req.app.health()
+    res.status(503 if report["status"] == "draining" else 200).json(report)

@@ -44,6 +44,8 @@ log = logging.getLogger("trisails.cluster")
 
 #: Messages waiting to be published; past this, new ones are dropped (and counted) rather than queued.
 QUEUE_SIZE = 10_000
+#: Seconds to connect and subscribe before an attempt counts as failed.
+CONNECT_TIMEOUT = 3.0
 #: At most this many messages go to Redis in one pipeline.
 BATCH = 512
 #: Seconds between watchdog pings, and how long a ping may take before the link counts as broken.
@@ -71,6 +73,7 @@ class RedisBus:
         """What to do with each kind of message from the other processes."""
         self._send, self._queue = trio.open_memory_channel[tuple[str, bytes]](QUEUE_SIZE)
         self._client: Any = None
+        self._link = trio.CancelScope()
         self._asks: dict[str, tuple[trio.MemorySendChannel[dict[str, Any]], int]] = {}
         self._last_ping = 0.0
 
@@ -83,7 +86,8 @@ class RedisBus:
     def publish(self, kind: str, body: dict[str, Any], *, to: str | None = None) -> None:
         """Queue a message for every other process (or the one ``to``); never waits."""
         if not self.connected:
-            self.dropped += 1
+            if kind != "ping":
+                self.dropped += 1
             return
         message = orjson.dumps({"kind": kind, "from": self.uid, **body})
         channel = f"{self.key}:to:{to}" if to else self.all_channel
@@ -98,8 +102,10 @@ class RedisBus:
         """Ask every other process and return their answers (those that came within ``timeout``)."""
         if not self.connected or self._client is None:
             return []
+        subscribers: dict[Any, Any] = {}
         try:
-            subscribers = await self._client.pubsub_numsub(self.all_channel)
+            with trio.move_on_after(timeout):
+                subscribers = await self._client.pubsub_numsub(self.all_channel)
         except Exception as error:  # Redis went away between two checks: nobody to ask
             log.debug("Redis link: cannot count processes: %s", error)
             return []
@@ -127,28 +133,47 @@ class RedisBus:
 
     # ----------------------------------------------------------------------------------------- running
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep the link up until cancelled: connect, subscribe, publish, reconnect after an outage."""
+        """Keep the link up until cancelled: connect, subscribe, publish, reconnect after an outage.
+
+        ``task_status.started()`` comes once the first attempt has connected or failed (within
+        :data:`CONNECT_TIMEOUT`), so an app serves with its link up whenever Redis is.
+        """
         import coredis
 
         backoff = BACKOFF_FIRST
-        task_status.started()
+        started = False
         while True:
+            self._link = link = trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT)
             try:
-                self._client = coredis.Redis.from_url(self.url)
-                async with self._client, trio.open_nursery() as nursery:
-                    await nursery.start(self._subscribe)
-                    self._up()
-                    backoff = BACKOFF_FIRST
-                    nursery.start_soon(self._publisher)
-                    nursery.start_soon(self._watchdog)
+                with link:
+                    client = coredis.Redis.from_url(self.url)
+                    async with client, trio.open_nursery() as nursery:
+                        await nursery.start(self._subscribe, client)
+                        await client.ping()
+                        link.deadline = math.inf  # connected: from now on the watchdog judges the link
+                        self._client = client
+                        self._up()
+                        backoff = BACKOFF_FIRST
+                        if not started:
+                            started = True
+                            task_status.started()
+                        nursery.start_soon(self._publisher)
+                        nursery.start_soon(self._watchdog)
+                if link.cancelled_caught and self.connected:
+                    self._down(ConnectionError(f"no answer from Redis within {CONNECT_TIMEOUT:.0f} s"))
+                elif link.cancelled_caught and self.down_since is None:
+                    self._down(ConnectionError(f"cannot reach Redis at {self.url} within {CONNECT_TIMEOUT:.0f} s"))
             except Exception as error:  # an outage, whatever shape the client library gave it
-                self._down(error)
+                self._down(_cause(error))
             self._client = None
+            if not started:
+                started = True
+                task_status.started()
             await trio.sleep(backoff)
             backoff = min(BACKOFF_MAX, backoff * 2)
 
-    async def _subscribe(self, *, task_status: trio.TaskStatus[None]) -> None:
-        async with self._client.pubsub(channels=[self.all_channel, self.own_channel]) as subscription:
+    async def _subscribe(self, client: Any, *, task_status: trio.TaskStatus[None]) -> None:
+        async with client.pubsub(channels=[self.all_channel, self.own_channel]) as subscription:
             task_status.started()
             async for message in subscription:
                 if message.get("type") == "message":
@@ -171,12 +196,15 @@ class RedisBus:
                 raise
 
     async def _watchdog(self) -> None:
-        """Ping this process through Redis; no echo within PING_TIMEOUT means the link is broken."""
+        """Ping this process through Redis; no echo within PING_TIMEOUT means the link is broken: it is
+        marked down at once (so nothing waits on it any more) and torn down, hung commands included."""
         self._last_ping = time.monotonic()
         while True:
             await trio.sleep(PING_EVERY)
             if time.monotonic() - self._last_ping > PING_TIMEOUT:
-                raise ConnectionError("no ping came back through Redis")
+                self._down(ConnectionError(f"no ping came back through Redis within {PING_TIMEOUT:.0f} s"))
+                self._link.cancel()
+                return
             self.publish("ping", {}, to=self.uid)
 
     def _receive(self, data: bytes | str) -> None:
@@ -299,3 +327,10 @@ def route(bus: RedisBus, adapters: Callable[[str], RedisAdapter | None]) -> None
     bus.handlers.update(
         {"broadcast": by_namespace("on_broadcast"), "operation": by_namespace("on_operation"), "count": by_namespace("on_count")}
     )
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The one error inside nested single-error exception groups, for a log line that says something."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -203,8 +203,10 @@ class EngineSession:
         self._ended = trio.Event()  # run() has finished: no task of this session is left
         self._flush_on_close = True
         self._close_code = 1000
-        self._last_ping = trio.current_time()
-        self._pong = trio.Event()
+        now = trio.current_time()
+        self._last_ping = now  # Engine.IO v3: when the client last pinged
+        self._next_ping = now + settings.ping_interval / 1000  # v4: when the server pings next
+        self._pong_due: float | None = None  # v4: the deadline of the pong the server waits for
         self._poll_scope: trio.CancelScope | None = None
         self.dropped = 0  # messages dropped by the "drop" slow-consumer policy
 
@@ -224,7 +226,6 @@ class EngineSession:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                nursery.start_soon(self._heartbeat)
                 if websocket is not None:
                     nursery.start_soon(self._websocket_reader, websocket)
                     nursery.start_soon(self._websocket_writer, websocket)
@@ -356,7 +357,7 @@ class EngineSession:
             elif kind is eio.PacketType.PONG:
                 if self.revision == 3:
                     raise ProtocolError("invalid heartbeat direction")
-                self._pong.set()
+                self._pong_due = None
             elif kind is eio.PacketType.CLOSE:
                 self.close("transport close", flush=False)
             elif kind is eio.PacketType.NOOP:
@@ -381,27 +382,28 @@ class EngineSession:
         self.close(f"parse error: {reason}", flush=False, code=1002)
 
     # ----------------------------------------------------------------------------------------- heartbeat
-    async def _heartbeat(self) -> None:
-        interval = self._settings.ping_interval / 1000
-        timeout = self._settings.ping_timeout / 1000
+    def beat(self, now: float) -> None:
+        """Keep the heartbeat (called by the endpoint's one heartbeat task for every session).
+
+        Engine.IO v3: the client pings; a session silent for ``ping_interval + ping_timeout`` is closed.
+        v4: the server pings every ``ping_interval`` and closes a session whose pong does not come
+        within ``ping_timeout``.
+        """
+        if self._closed.is_set():
+            return
+        settings = self._settings
         if self.revision == 3:
-            # The client pings; we only watch for silence.
-            while True:
-                deadline = self._last_ping + interval + timeout
-                if trio.current_time() >= deadline:
-                    self.close("ping timeout", flush=False)
-                    return
-                await trio.sleep_until(deadline)
-        else:
-            while True:
-                await trio.sleep(interval)
-                self._pong = trio.Event()
-                self.send(Envelope.of(_PING))
-                with trio.move_on_after(timeout):
-                    await self._pong.wait()
-                    continue
+            if now >= self._last_ping + (settings.ping_interval + settings.ping_timeout) / 1000:
                 self.close("ping timeout", flush=False)
-                return
+            return
+        if self._pong_due is not None:
+            if now >= self._pong_due:
+                self.close("ping timeout", flush=False)
+            return
+        if now >= self._next_ping:
+            self._next_ping = now + settings.ping_interval / 1000
+            self._pong_due = now + settings.ping_timeout / 1000
+            self.send(Envelope.of(_PING))
 
     # ----------------------------------------------------------------------------------------- websocket
     async def _websocket_reader(self, websocket: WebSocketIO) -> None:

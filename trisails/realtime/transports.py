@@ -100,6 +100,18 @@ class EngineIOEndpoint:
         """Give the endpoint the nursery that owns long-polling sessions (the App's root nursery)."""
         self._nursery = nursery
 
+    async def keep_heartbeats(self) -> None:
+        """Ping, and drop the silent, for all sessions at once: one task, not one per connection (an
+        idle connection then holds no task of its own for its heartbeat). It wakes four times per
+        ``min(ping_interval, ping_timeout)``, so pings and timeouts are at most a quarter of that late."""
+        settings = self._settings
+        tick = min(settings.ping_interval, settings.ping_timeout) / 4000
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            for session in self.sessions:
+                session.beat(now)
+
     @property
     def max_payload(self) -> int:
         return self._settings.max_payload

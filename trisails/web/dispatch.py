@@ -48,7 +48,7 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         res.forbidden()
         return res
     try:
-        if policies is not None and not await policies.check(route.name, req, res):
+        if policies is not None and not route.options.get("builtin") and not await policies.check(route.name, req, res):
             return res
         if inspect.iscoroutinefunction(route.action):
             result = await route.action(req, res)

@@ -62,7 +62,8 @@ async def _handle(app: App) -> QuartResponse:
 
 
 async def _answer(app: App, production: bool, method: str) -> QuartResponse:
-    if app.router.match(method, request.path) is None and method in ("GET", "HEAD"):
+    found = app.router.match(method, request.path)
+    if found is None and method in ("GET", "HEAD"):
         static = _static_file(app, request.path)
         if static is not None:
             response = await send_file(static)
@@ -89,7 +90,8 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
         ip=request.remote_addr or "",
     )
     sessions = app.sessions
-    await sessions.attach(req, req.headers.get("cookie"))
+    if found is None or not found[0].options.get("builtin"):  # the health check has no session
+        await sessions.attach(req, req.headers.get("cookie"))
     res = await dispatch(app.router, req, production=production, policies=app.policies)
     response = _to_http(res)
     if req.session is not None and await sessions.save(req.session):

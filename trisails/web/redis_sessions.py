@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import trio
 
 from .sessions import SessionStoreUnavailable
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from ..realtime.cluster import RedisBus
 
 __all__ = ["RedisStore"]
+
+#: Seconds a session load or save may take before Redis counts as unreachable for that request.
+TIMEOUT = 1.0
 
 
 class RedisStore:
@@ -35,7 +39,8 @@ class RedisStore:
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         try:
-            data = await self._client().get(self.prefix + sid)
+            with trio.fail_after(TIMEOUT):
+                data = await self._client().get(self.prefix + sid)
         except SessionStoreUnavailable:
             raise
         except Exception as error:
@@ -47,7 +52,8 @@ class RedisStore:
 
     async def save(self, sid: str, data: dict[str, Any], ttl: float) -> None:
         try:
-            await self._client().set(self.prefix + sid, orjson.dumps(data, default=str), px=max(1, int(ttl * 1000)))
+            with trio.fail_after(TIMEOUT):
+                await self._client().set(self.prefix + sid, orjson.dumps(data, default=str), px=max(1, int(ttl * 1000)))
         except SessionStoreUnavailable:
             raise
         except Exception as error:
@@ -55,7 +61,8 @@ class RedisStore:
 
     async def destroy(self, sid: str) -> None:
         try:
-            await self._client().delete([self.prefix + sid])
+            with trio.fail_after(TIMEOUT):
+                await self._client().delete([self.prefix + sid])
         except SessionStoreUnavailable:
             raise
         except Exception as error:
