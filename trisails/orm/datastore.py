@@ -18,11 +18,13 @@ The URL picks the database:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -45,6 +47,8 @@ T = TypeVar("T")
 #: Pony keeps every distinct query shape it has translated; past this many the cache starts afresh.
 TRANSLATOR_CACHE_LIMIT = 2000
 DEFAULT_FILE = ".tmp/localDiskDb.sqlite"
+#: The advisory lock key under which trisails processes change a PostgreSQL schema, one at a time.
+SCHEMA_LOCK = 0x7472_6973_6169_6C73 & 0x7FFF_FFFF_FFFF_FFFF  # "trisails"
 
 
 class Datastore:
@@ -57,6 +61,9 @@ class Datastore:
         size = settings.pool_size or (8 if self.provider == "postgres" else 4)
         self.limiter = trio.CapacityLimiter(size)
         """At most this many units of work at once: each holds a database connection."""
+        # Import Pony's provider module here, once, in the event loop's thread: two apps binding in two
+        # worker threads at once could otherwise each see it half imported.
+        importlib.import_module(f"pony.orm.dbproviders.{self.provider}")
         self.db = orm.Database()
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
@@ -82,6 +89,11 @@ class Datastore:
         except Exception as error:
             raise ConfigError(f"cannot open the datastore {self.describe()}: {error}") from error
         migrate = self.migrate
+        with self._schema_lock():
+            self._map(migrate)
+        log.info("datastore %s open (migrate=%s, %d workers)", self.describe(), migrate, self.limiter.total_tokens)
+
+    def _map(self, migrate: str) -> None:
         try:
             if migrate == "drop":
                 self.db.generate_mapping(create_tables=False, check_tables=False)
@@ -94,7 +106,25 @@ class Datastore:
             raise ConfigError(f"the tables of the datastore {self.describe()} do not fit the models{hint}: {error}") from error
         finally:
             self._keep_connection()
-        log.info("datastore %s open (migrate=%s, %d workers)", self.describe(), migrate, self.limiter.total_tokens)
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """On PostgreSQL, one process at a time creates or drops tables: processes of one app lifting
+        together on an empty database would otherwise race to create the same tables (and one would fail
+        with a duplicate-type error). A session-level advisory lock, on a connection of its own."""
+        if self.provider != "postgres":
+            yield
+            return
+        import psycopg2
+
+        connection = psycopg2.connect(**self.bind_args)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            yield
+        finally:
+            connection.close()  # ends the session, and so releases the lock
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a worker thread, in a ``db_session`` committed when it returns (rolled back
@@ -202,8 +232,3 @@ def _check_plain(result: Any, fn: Callable[..., Any]) -> None:
             stack.extend(value.values())
         elif isinstance(value, (list, tuple, set, frozenset)):
             stack.extend(value)
-
-
-def plain(values: Iterable[Any]) -> list[Any]:
-    """A list of primary keys from records or ids (``[{"id": 7}, 8]`` gives ``[7, 8]``)."""
-    return [v["id"] if isinstance(v, dict) and "id" in v else v for v in values]
