@@ -32,7 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -199,6 +199,8 @@ class EngineSession:
         self._direct: Callable[[bytes], int] | None = None  # write_now of an uncompressed websocket
         self._queued = 0  # items in the outbound channel
         self._writing = False  # the writer task holds a batch it has not finished writing
+        self._writer_running = False
+        self._websocket: Any = None
         self._closed = trio.Event()
         self._ended = trio.Event()  # run() has finished: no task of this session is left
         self._flush_on_close = True
@@ -227,8 +229,7 @@ class EngineSession:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 if websocket is not None:
-                    nursery.start_soon(self._websocket_reader, websocket)
-                    nursery.start_soon(self._websocket_writer, websocket)
+                    self._use_websocket(websocket)
                 task_status.started()
                 if self.receiver is not None:
                     self.receiver.on_open()
@@ -240,7 +241,8 @@ class EngineSession:
                 if not self._flush_on_close or self.transport == "polling":
                     nursery.cancel_scope.cancel()
                 else:
-                    # The websocket writer ends by itself once it has flushed what is queued.
+                    # The websocket writer ends the session by itself once it has flushed what is queued.
+                    self._wake_writer()
                     nursery.cancel_scope.deadline = trio.current_time() + 1.0
         except Exception:
             log.exception("session %s failed", self.sid)
@@ -306,6 +308,8 @@ class EngineSession:
         try:
             self._out_send.send_nowait(item)
             self._queued += 1
+            if direct is not None and not self._writer_running:
+                self._wake_writer()
             return True
         except trio.WouldBlock:
             if self._settings.slow_consumer == "drop":
@@ -414,11 +418,53 @@ class EngineSession:
                 return
             self.receive_text_or_bytes(frame)
 
-    async def _websocket_writer(self, websocket: WebSocketIO) -> None:
-        revision = self.revision
-        direct = getattr(websocket, "write_now", None) is not None and getattr(websocket, "direct", False)
-        if direct:
+    def _use_websocket(self, websocket: WebSocketIO) -> None:
+        """Make ``websocket`` the transport: start its reader, and its writer unless frames can be written
+        directly, in which case a writer task runs only while something waits to be written."""
+        assert self.nursery is not None
+        self._websocket = websocket
+        self.nursery.start_soon(self._websocket_reader, websocket)
+        if getattr(websocket, "direct", False) and getattr(websocket, "write_now", None) is not None:
             self._direct = websocket.write_now  # type: ignore[attr-defined]
+            if self._queued:  # the open packet, or what waited for the next poll before an upgrade
+                self._wake_writer()
+        else:
+            self._writer_running = True  # for good: compressed frames all go through it
+            self.nursery.start_soon(self._websocket_writer, websocket)
+
+    def _wake_writer(self) -> None:
+        """Start the on-demand writer of a direct websocket, if it is not running."""
+        if self._direct is not None and not self._writer_running and self.nursery is not None:
+            self._writer_running = True
+            self.nursery.start_soon(self._flush_queue, self._websocket)
+
+    async def _flush_queue(self, websocket: Any) -> None:
+        """Write what waits, in order, then end: the writer of a direct websocket, started when a send
+        could not go straight out (an idle connection holds no writer task). Once the session is closed
+        and everything is written, the session ends."""
+        revision = self.revision
+        try:
+            while True:
+                try:
+                    first = self._out_recv.receive_nowait()
+                except trio.WouldBlock:
+                    return  # nothing waits: the next send writes directly again
+                except trio.EndOfChannel:
+                    break
+                self._writing = True
+                batch = self._drain_nowait(first)
+                await websocket.write(b"".join([i if isinstance(i, bytes) else i.wire(revision) for i in batch]))
+                self._writing = False
+        finally:
+            self._writer_running = False
+            self._writing = False
+        self._direct = None
+        if self.nursery is not None:  # closed and flushed; the websocket's owner closes it
+            self.nursery.cancel_scope.cancel()
+
+    async def _websocket_writer(self, websocket: WebSocketIO) -> None:
+        """The writer of a websocket whose frames go through its own framing (permessage-deflate)."""
+        revision = self.revision
         try:
             while True:
                 try:
@@ -427,18 +473,11 @@ class EngineSession:
                     break
                 self._writing = True
                 batch = self._drain_nowait(first)
-                if direct:
-                    # ready-made frames: everything queued goes out in one write
-                    await websocket.write(  # type: ignore[attr-defined]
-                        b"".join([item if isinstance(item, bytes) else item.wire(revision) for item in batch])
-                    )
-                else:
-                    await websocket.send_many(
-                        [frame for item in batch if isinstance(item, Envelope) for frame in item.frames(revision)]
-                    )
+                await websocket.send_many(
+                    [frame for item in batch if isinstance(item, Envelope) for frame in item.frames(revision)]
+                )
                 self._writing = False
         finally:
-            self._direct = None
             self._writing = False
         # Closed on our side and everything queued has been written: the session can end. The
         # websocket's owner closes it with close_code once no task of ours reads it any more.
@@ -487,8 +526,7 @@ class EngineSession:
         self.state = SessionState.OPEN
         if self._poll_scope is not None:
             self._poll_scope.cancel()
-        self.nursery.start_soon(self._websocket_reader, websocket)
-        self.nursery.start_soon(self._websocket_writer, websocket)
+        self._use_websocket(websocket)
         await self._ended.wait()
         return True
 
