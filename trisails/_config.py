@@ -126,7 +126,9 @@ class SocketSettings:
             if getattr(self, name) < 1:
                 raise ConfigError(f"sockets.{name} must be at least 1, got {getattr(self, name)!r}")
         for origin in self.only_allow_origins:
-            if origin.endswith((":443", ":80")) and not origin.startswith("file:"):
+            if (origin.startswith("https://") and origin.endswith(":443")) or (
+                origin.startswith("http://") and origin.endswith(":80")
+            ):
                 raise ConfigError(
                     f"sockets.only_allow_origins: {origin!r} names the default port, which browsers never send "
                     "in an Origin header: leave the port out"

@@ -130,3 +130,14 @@ async def test_production_refuses_to_lift_without_a_secret_and_origins() -> None
     settings.sockets.before_connect = lambda handshake: True
     async with App(settings).lifted() as url:  # a before_connect hook is a decision too
         assert url.startswith("http://127.0.0.1:")
+
+
+def test_an_origin_naming_its_scheme_default_port_is_refused_but_other_ports_are_fine() -> None:
+    for bad in ("https://example.com:443", "http://example.com:80"):
+        settings = Settings()
+        settings.sockets.only_allow_origins = (bad,)
+        with pytest.raises(ConfigError, match="default port"):
+            settings.validate()
+    settings = Settings()
+    settings.sockets.only_allow_origins = ("http://example.com:443", "https://example.com:80", "https://example.com:8443")
+    settings.validate()
