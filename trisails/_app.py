@@ -258,6 +258,7 @@ class App:
         http_settings = self.settings.http
         config = HypercornConfig()
         config.graceful_timeout = http_settings.graceful_timeout
+        config.backlog = http_settings.backlog
         config.websocket_max_message_size = self.settings.sockets.max_payload
         config.include_server_header = False
         config.accesslog = None

@@ -267,6 +267,9 @@ class HttpSettings:
     port: int = 1337
     graceful_timeout: float = 5.0
     """Seconds in-flight HTTP requests get to finish when the app is lowered."""
+    backlog: int = 1024
+    """Connections the kernel may hold waiting to be accepted. hypercorn's 100 overflowed when thousands
+    of clients (re)connected at once, and some of them failed; the kernel caps it at ``somaxconn``."""
 
 
 @dataclass

@@ -57,6 +57,9 @@ H = TypeVar("H", bound=Handler)
 RoomSpec = str | Iterable[str]
 RequestHandler = Callable[[str, list[Any], Callable[[Any], None] | None], Awaitable[None]]
 
+#: Seconds a socket's dispatcher waits for another event before it ends.
+DISPATCHER_LINGER = 5.0
+
 #: The inbox entry of a plain handler's coroutine result, awaited in turn by the dispatcher.
 _AWAIT = "\x00await"
 
@@ -150,6 +153,7 @@ class Socket:
         # when an event has to wait and ends when none is left, so an idle socket holds no task.
         self._inbox: deque[tuple[str, list[Any], int | None]] = deque()
         self._dispatching = False
+        self._waiting: trio.Event | None = None  # set while the dispatcher lingers for more events
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
@@ -369,21 +373,32 @@ class Socket:
 
     def _queue(self, entry: tuple[str, list[Any], int | None]) -> None:
         self._inbox.append(entry)
-        if not self._dispatching:
+        if self._waiting is not None:
+            self._waiting.set()  # the dispatcher lingers: wake it rather than start another
+        elif not self._dispatching:
             self._dispatching = True
             self.start_soon(self._dispatch)
 
     async def _dispatch(self) -> None:
         """Handle this socket's waiting events one at a time, in the order they arrived (as Socket.IO
-        does), and end when none is left."""
+        does). With none left it lingers a few seconds for the next (a busy socket keeps one task rather
+        than starting one per event), then ends, so an idle socket holds no task."""
         try:
-            while self._inbox and self.connected:
-                event, args, ack_id = self._inbox.popleft()
-                if event is _AWAIT:
-                    await self._finish(args[0], event, ack_id)
-                else:
-                    await self._run_handler(event, args, ack_id)
+            while self.connected:
+                while self._inbox and self.connected:
+                    event, args, ack_id = self._inbox.popleft()
+                    if event is _AWAIT:
+                        await self._finish(args[0], event, ack_id)
+                    else:
+                        await self._run_handler(event, args, ack_id)
+                self._waiting = trio.Event()
+                with trio.move_on_after(DISPATCHER_LINGER):
+                    await self._waiting.wait()
+                self._waiting = None
+                if not self._inbox:
+                    return
         finally:
+            self._waiting = None
             self._dispatching = False
 
     async def _finish(self, awaitable: Awaitable[Any], event: str, ack_id: int | None) -> None:

@@ -113,6 +113,8 @@ class Policies:
 
     async def check(self, action: str, req: Request, res: Response) -> bool:
         """Run the chain of ``action`` in order; False as soon as one policy answered the request."""
+        if not self._map:
+            return True  # no policy map: nothing to look up
         for policy in self.chain(action):
             if inspect.iscoroutinefunction(policy):
                 await policy(req, res)

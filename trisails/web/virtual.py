@@ -51,7 +51,8 @@ def attach(app: App, socket: Socket) -> None:
             headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
     settings = app.settings.sockets
     bucket = TokenBucket(settings.request_rate, settings.request_burst)
-    socket._on_requests(_VERBS, partial(_handle, app, socket, bucket))
+    sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
+    socket._on_requests(_VERBS, partial(_handle, app, socket, bucket, sdk_ok))
     if app.settings.sockets.after_disconnect is not None:
         socket.on("disconnect", partial(_after_disconnect, app, socket))
 
@@ -78,7 +79,13 @@ def _sdk_version(socket: Socket) -> str | None:
 
 
 async def _handle(
-    app: App, socket: Socket, bucket: TokenBucket, verb: str, args: list[Any], ack: Callable[[Any], None] | None
+    app: App,
+    socket: Socket,
+    bucket: TokenBucket,
+    sdk_ok: bool,
+    verb: str,
+    args: list[Any],
+    ack: Callable[[Any], None] | None,
 ) -> None:
     production = app.settings.production
     if app.draining:
@@ -86,11 +93,17 @@ async def _handle(
             ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
         return
     with app.socket_requests.track():
-        await _serve(app, socket, bucket, verb, args, ack)
+        await _serve(app, socket, bucket, sdk_ok, verb, args, ack)
 
 
 async def _serve(
-    app: App, socket: Socket, bucket: TokenBucket, verb: str, args: list[Any], ack: Callable[[Any], None] | None
+    app: App,
+    socket: Socket,
+    bucket: TokenBucket,
+    sdk_ok: bool,
+    verb: str,
+    args: list[Any],
+    ack: Callable[[Any], None] | None,
 ) -> None:
     production = app.settings.production
     if not bucket.take():
@@ -105,7 +118,7 @@ async def _serve(
         if "origin" in socket.handshake.headers:
             forced["origin"] = socket.handshake.headers["origin"]
         request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
-        if not virtual.sdk_version_ok(_sdk_version(socket)):
+        if not sdk_ok:
             raise virtual.VirtualRequestError(virtual.old_sdk_details(_sdk_version(socket)))
     except virtual.VirtualRequestError as error:
         log.info("socket %s sent a request that cannot be parsed: %s", socket.id, error.details)
