@@ -1,0 +1,6 @@
+/** GET /bench/echo answers its query parameters as JSON. */
+module.exports = {
+  echo: function (req, res) {
+    return res.json(req.allParams());
+  }
+};

@@ -1,0 +1,3 @@
+module.exports.routes = {
+  'GET /bench/echo': 'BenchController.echo'
+};

@@ -1,0 +1,3 @@
+actions = False
+rest = True
+shortcuts = False

@@ -1,0 +1,2 @@
+# The orchestrator gives every start a fresh SQLite file in TRISAILS_DATABASE_URL.
+migrate = "drop"

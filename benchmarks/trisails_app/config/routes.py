@@ -1,0 +1,1 @@
+routes = {"GET /bench/echo": "bench.echo"}
