@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import trio
 
 __all__ = ["InFlight"]
@@ -18,18 +15,20 @@ class InFlight:
         self._idle = trio.Event()
         self._idle.set()
 
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        """Count the enclosed work as in flight."""
+    def track(self) -> InFlight:
+        """Count the enclosed work as in flight: ``with in_flight.track(): ...`` (on every request,
+        so a plain context manager rather than a generator)."""
+        return self
+
+    def __enter__(self) -> None:
         if self.count == 0:
             self._idle = trio.Event()
         self.count += 1
-        try:
-            yield
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self._idle.set()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is in flight, at most ``timeout`` seconds; False if time ran out first."""

@@ -87,6 +87,8 @@ def sdk_version_ok(version: str | None) -> bool:
 def parse_query(query: str) -> dict[str, Any]:
     """A URL query as Express gives it: one value as a string, a repeated name as a list."""
     result: dict[str, Any] = {}
+    if not query:
+        return result
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in result:
             previous = result[name]

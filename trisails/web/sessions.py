@@ -78,6 +78,8 @@ class Session(dict[str, Any]):
 
 
 def _fingerprint(data: Mapping[str, Any]) -> bytes:
+    if not data:
+        return b"{}"  # most sessions hold nothing: no need to serialize
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
 
 
