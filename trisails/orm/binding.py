@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as clock_time, timedelta
 from decimal import Decimal
@@ -317,7 +318,7 @@ class ModelBinding:
                 )
         self._check_unique(kwargs, None, NEW_RECORD)
         snapshots = self._snapshot_targets(related)
-        with self._refusals(NEW_RECORD):
+        with _refusals(NEW_RECORD):
             obj = self.entity(**kwargs)
             for alias, targets in related.items():
                 getattr(obj, alias).add(targets)
@@ -340,7 +341,7 @@ class ModelBinding:
         held = {alias: self.related_ids(obj, alias) for alias in self.associations}
         self._check_unique(kwargs, obj, VALUES_TO_SET)
         snapshots = self._snapshot_targets(related)
-        with self._refusals(VALUES_TO_SET):
+        with _refusals(VALUES_TO_SET):
             obj.set(**kwargs)
             for alias, targets in related.items():
                 collection = getattr(obj, alias)
@@ -371,7 +372,7 @@ class ModelBinding:
         links = [
             Link(alias, removed=ids) for alias in self.associations if (ids := self.related_ids(obj, alias))
         ]
-        with self._refusals(VALUES_TO_SET):
+        with _refusals(VALUES_TO_SET):
             obj.delete()
             orm.flush()
         return Change(id=pk, before=before, after=None, links=links)
@@ -390,7 +391,7 @@ class ModelBinding:
         if replace is not None:
             targets = child.fetch(replace, alias, VALUES_TO_SET)
             snapshots = self._snapshot_targets({alias: targets})
-            with self._refusals(VALUES_TO_SET):
+            with _refusals(VALUES_TO_SET):
                 collection.clear()
                 collection.add(targets)
                 orm.flush()
@@ -398,7 +399,7 @@ class ModelBinding:
             adding = child.fetch(add, alias, VALUES_TO_SET)
             removing = child.fetch(remove, alias, VALUES_TO_SET)  # removing a record that does not exist is a 404
             snapshots = self._snapshot_targets({alias: adding})
-            with self._refusals(VALUES_TO_SET):
+            with _refusals(VALUES_TO_SET):
                 collection.add(adding)
                 collection.remove([c for c in removing if c in collection])
                 orm.flush()
@@ -529,28 +530,23 @@ class ModelBinding:
             links.append(Link(alias, added=added, removed=removed, stolen_from=stolen))
         return links
 
-    class _Refusals:
-        """Turns what Pony and the database refuse during a write into a 400 :class:`UsageError`."""
 
-        def __init__(self, code: str) -> None:
-            self.code = code
 
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-            if error is None or isinstance(error, UsageError):
-                return
-            if isinstance(error, (orm.CacheIndexError, orm.TransactionIntegrityError, orm.IntegrityError)):
-                text = str(error)
-                if isinstance(error, orm.CacheIndexError) or "unique" in text.lower():
-                    raise UsageError("values", f"A record with that value already exists: {_unique_detail(text)}", code="E_UNIQUE") from None
-                raise UsageError("values", f"The database refused the values: {text}", code=self.code) from None
-            if isinstance(error, (ValueError, TypeError, orm.ConstraintError)):
-                raise UsageError("values", str(error), code=self.code) from None
-
-    def _refusals(self, code: str) -> ModelBinding._Refusals:
-        return ModelBinding._Refusals(code)
+@contextmanager
+def _refusals(code: str) -> Iterator[None]:
+    """Turn what Pony and the database refuse during a write into a 400 :class:`UsageError` of ``code``
+    (``E_UNIQUE`` for a taken unique value)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except (orm.CacheIndexError, orm.TransactionIntegrityError, orm.IntegrityError) as error:
+        text = str(error)
+        if isinstance(error, orm.CacheIndexError) or "unique" in text.lower():
+            raise UsageError("values", f"A record with that value already exists: {_unique_detail(text)}", code="E_UNIQUE") from None
+        raise UsageError("values", f"The database refused the values: {text}", code=code) from None
+    except (ValueError, TypeError, orm.ConstraintError) as error:
+        raise UsageError("values", str(error), code=code) from None
 
 
 def _parsed(text: str, parameter: str, code: str) -> Any:

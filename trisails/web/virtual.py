@@ -49,10 +49,7 @@ def attach(app: App, socket: Socket) -> None:
         if sessions.sid_in(headers.get("cookie")) is None:
             # server-side only, as in Sails: the client never sees this cookie, its requests carry it
             headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
-    settings = app.settings.sockets
-    bucket = TokenBucket(settings.request_rate, settings.request_burst)
-    sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
-    socket._on_requests(_VERBS, partial(_handle, app, socket, bucket, sdk_ok))
+    socket._on_requests(_VERBS, _Requests(app, socket))
     if app.settings.sockets.after_disconnect is not None:
         socket.on("disconnect", partial(_after_disconnect, app, socket))
 
@@ -78,88 +75,82 @@ def _sdk_version(socket: Socket) -> str | None:
     return socket.handshake.headers.get(name) or socket.handshake.query.get(name)
 
 
-async def _handle(
-    app: App,
-    socket: Socket,
-    bucket: TokenBucket,
-    sdk_ok: bool,
-    verb: str,
-    args: list[Any],
-    ack: Callable[[Any], None] | None,
-) -> None:
-    production = app.settings.production
-    if app.draining:
-        if ack is not None:
-            ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
-        return
-    with app.socket_requests.track():
-        await _serve(app, socket, bucket, sdk_ok, verb, args, ack)
+class _Requests:
+    """One socket's virtual requests: what is settled at connect time (its rate bucket, its SDK
+    version's verdict), and the handler every verb event calls."""
 
+    def __init__(self, app: App, socket: Socket) -> None:
+        settings = app.settings.sockets
+        self.app = app
+        self.socket = socket
+        self.bucket = TokenBucket(settings.request_rate, settings.request_burst)
+        self.sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
 
-async def _serve(
-    app: App,
-    socket: Socket,
-    bucket: TokenBucket,
-    sdk_ok: bool,
-    verb: str,
-    args: list[Any],
-    ack: Callable[[Any], None] | None,
-) -> None:
-    production = app.settings.production
-    if not bucket.take():
-        log.info("socket %s is over sockets.request_rate: %s refused with 429", socket.id, verb)
-        if ack is not None:
-            wait = f"{bucket.retry_after():.3f}"
-            ack(virtual.jwr("Too Many Requests", {"retry-after": wait}, 429))
-        return
-    try:
-        # Sails' order: the envelope and its url first, then the SDK version.
-        forced = {"cookie": socket.handshake.headers["cookie"]} if "cookie" in socket.handshake.headers else {}
-        if "origin" in socket.handshake.headers:
-            forced["origin"] = socket.handshake.headers["origin"]
-        request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
-        if not sdk_ok:
-            raise virtual.VirtualRequestError(virtual.old_sdk_details(_sdk_version(socket)))
-    except virtual.VirtualRequestError as error:
-        log.info("socket %s sent a request that cannot be parsed: %s", socket.id, error.details)
-        problem = virtual.parse_error(error.details, production=production)
-        if ack is not None:
-            ack(problem)
-        else:
-            socket.emit("sails:parseError", problem)
-        return
-    req = Request(
-        app=app,
-        method=request.method,
-        url=request.url,
-        path=request.path,
-        query=request.query,
-        body=request.body,
-        headers=request.headers,
-        ip=socket.handshake.address,
-        socket=socket,
-    )
-    if not _no_session(socket):
-        await app.sessions.attach(req, socket.handshake.headers.get("cookie"))
-    joins = socket._joins
-    res = await dispatch(app.router, req, production=production, policies=app.policies)
-    if req.session is not None and await app.sessions.save(req.session):
-        # a socket that skipped the connect-time session keeps the one its request made
-        cookie = socket.handshake.headers.get("cookie")
-        socket.handshake.headers["cookie"] = app.sessions.with_cookie(cookie, req.session.id)
-    headers = dict(res.headers)
-    if socket._joins != joins and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
-        headers[REJOIN_HEADER] = "1"
-    if ack is None:
-        return
-    answer = (
-        {"headers": headers, "statusCode": res.status_code}
-        if res.body is _NO_BODY
-        else virtual.jwr(res.body, headers, res.status_code)
-    )
-    try:
-        ack(answer)
-    except (TypeError, ValueError) as error:  # a body JSON cannot hold: the client still gets an answer
-        log.error("%s %s: the response body cannot be sent as JSON: %s", req.method, req.url, error)
-        body = "Internal Server Error" if production else f"The response body cannot be sent as JSON: {error}"
-        ack(virtual.jwr(body, {}, 500))
+    async def __call__(self, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
+        if self.app.draining:
+            if ack is not None:
+                ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
+            return
+        with self.app.socket_requests.track():
+            await self._serve(verb, args, ack)
+
+    async def _serve(self, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
+        app, socket, bucket = self.app, self.socket, self.bucket
+        production = app.settings.production
+        if not bucket.take():
+            log.info("socket %s is over sockets.request_rate: %s refused with 429", socket.id, verb)
+            if ack is not None:
+                wait = f"{bucket.retry_after():.3f}"
+                ack(virtual.jwr("Too Many Requests", {"retry-after": wait}, 429))
+            return
+        try:
+            # Sails' order: the envelope and its url first, then the SDK version.
+            forced = {"cookie": socket.handshake.headers["cookie"]} if "cookie" in socket.handshake.headers else {}
+            if "origin" in socket.handshake.headers:
+                forced["origin"] = socket.handshake.headers["origin"]
+            request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
+            if not self.sdk_ok:
+                raise virtual.VirtualRequestError(virtual.old_sdk_details(_sdk_version(socket)))
+        except virtual.VirtualRequestError as error:
+            log.info("socket %s sent a request that cannot be parsed: %s", socket.id, error.details)
+            problem = virtual.parse_error(error.details, production=production)
+            if ack is not None:
+                ack(problem)
+            else:
+                socket.emit("sails:parseError", problem)
+            return
+        req = Request(
+            app=app,
+            method=request.method,
+            url=request.url,
+            path=request.path,
+            query=request.query,
+            body=request.body,
+            headers=request.headers,
+            ip=socket.handshake.address,
+            socket=socket,
+        )
+        if not _no_session(socket):
+            await app.sessions.attach(req, socket.handshake.headers.get("cookie"))
+        joins = socket._joins
+        res = await dispatch(app.router, req, production=production, policies=app.policies)
+        if req.session is not None and await app.sessions.save(req.session):
+            # a socket that skipped the connect-time session keeps the one its request made
+            cookie = socket.handshake.headers.get("cookie")
+            socket.handshake.headers["cookie"] = app.sessions.with_cookie(cookie, req.session.id)
+        headers = dict(res.headers)
+        if socket._joins != joins and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
+            headers[REJOIN_HEADER] = "1"
+        if ack is None:
+            return
+        answer = (
+            {"headers": headers, "statusCode": res.status_code}
+            if res.body is _NO_BODY
+            else virtual.jwr(res.body, headers, res.status_code)
+        )
+        try:
+            ack(answer)
+        except (TypeError, ValueError) as error:  # a body JSON cannot hold: the client still gets an answer
+            log.error("%s %s: the response body cannot be sent as JSON: %s", req.method, req.url, error)
+            body = "Internal Server Error" if production else f"The response body cannot be sent as JSON: {error}"
+            ack(virtual.jwr(body, {}, 500))
