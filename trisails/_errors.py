@@ -20,6 +20,7 @@ __all__ = [
     "RoomLimitReached",
     "SocketIOError",
     "TrisailsError",
+    "WebSocketError",
 ]
 
 
@@ -43,7 +44,7 @@ class AppLoadError(ConfigError):
 
 
 class ProtocolError(TrisailsError):
-    """The peer sent bytes that break the Engine.IO or Socket.IO protocol.
+    """The peer sent bytes that break the websocket, Engine.IO or Socket.IO protocol.
 
     Raised by the sans-I/O codecs in :mod:`trisails.protocol`. The server answers it by closing the one
     connection that sent the data (logging :attr:`reason`); other connections are never affected.
@@ -60,6 +61,20 @@ class EngineIOError(ProtocolError):
 
 class SocketIOError(ProtocolError):
     """A malformed Socket.IO packet (bad type, namespace, ack id, JSON or binary attachments)."""
+
+
+class WebSocketError(ProtocolError):
+    """A malformed websocket upgrade request or frame (RFC 6455).
+
+    It carries what to answer with: :attr:`close_code` is the close code to send once the connection
+    is open (1002 protocol error, 1007 invalid data, 1009 message too big), and :attr:`status` the HTTP
+    status to refuse a handshake with (400, 426 for an unsupported version, 431 for a head too large).
+    """
+
+    def __init__(self, reason: str, *, close_code: int = 1002, status: int = 400) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+        self.status = status
 
 
 class ConnectionRefused(TrisailsError):
