@@ -799,14 +799,14 @@ class ServerConnection:
                 start = position + 6
             elif length == 126:
                 start = position + 8
-                if available < 8:
+                if available < 4:
                     return self._need_data()
                 length = (buffer[position + 2] << 8) | buffer[position + 3]
                 if length < 126:
                     self._fail(_PROTOCOL_ERROR, "frame length not in its shortest form")
             else:
                 start = position + 14
-                if available < 14:
+                if available < 10:
                     return self._need_data()
                 length = int.from_bytes(buffer[position + 2 : position + 10], "big")
                 if length >> 63:
