@@ -744,11 +744,13 @@ def test_our_compression_without_context_takeover_repeats_itself() -> None:
 
 def test_we_compress_with_the_window_we_promised() -> None:
     connection = ServerConnection(deflate=PerMessageDeflate(server_max_window_bits=9))
-    text = "".join(chr(0x4E00 + i % 500) for i in range(5000))
+    text = "".join(chr(0x4E00 + i % 500) for i in range(5000))  # repeats every 1500 bytes
     frame = connection.send_message(text)
     assert frame[0] == 0xC1
-    payload = server_payload(frame)
-    assert zlib.decompressobj(-9).decompress(payload + b"\x00\x00\xff\xff").decode() == text
+    # a 512-byte window cannot reach the repeats a 32 KiB one would use
+    assert server_payload(frame) == compress(deflate_stream(9), text.encode())
+    assert server_payload(frame) != compress(deflate_stream(15), text.encode())
+    assert inflate(server_payload(frame)).decode() == text
 
 
 def test_corrupt_deflate_data_fails_with_1007() -> None:
