@@ -882,3 +882,33 @@ def test_upgrade_request_values_compare_by_content() -> None:
     one = parse_upgrade_request(CHROME_UPGRADE)
     assert one == parse_upgrade_request(CHROME_UPGRADE)
     assert isinstance(one, UpgradeRequest)
+
+
+@given(
+    frames=st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=200)), max_size=8),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+    deflate=st.booleans(),
+)
+def test_any_sequence_of_well_formed_but_arbitrary_frames_raises_only_websocket_errors(
+    frames: list[tuple[int, bytes]], cuts: list[int], deflate: bool
+) -> None:
+    """Random first bytes (any FIN, RSV and opcode) on masked payloads reach every rule above."""
+    connection = ServerConnection(max_message_size=150, deflate=PerMessageDeflate() if deflate else None)
+    stream = b"".join(masked(first, payload) for first, payload in frames)
+    try:
+        _feed_in_pieces(connection, stream, cuts)
+        receive(connection, b"")
+    except WebSocketError as error:
+        assert connection.state is ConnectionState.CLOSED
+        assert error.close_code in (1002, 1007, 1009)
+
+
+@given(head=st.binary(max_size=300), cut=st.integers(0, 300))
+def test_any_request_head_parses_or_raises_only_websocket_errors(head: bytes, cut: int) -> None:
+    for data in (head, CHROME_UPGRADE[:cut] + head, head + b"\r\n\r\n"):
+        try:
+            request = parse_upgrade_request(data, max_head=256)
+        except WebSocketError as error:
+            assert error.status in (400, 431)
+        else:
+            assert request is None or isinstance(request, UpgradeRequest)

@@ -57,14 +57,14 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
 import enum
 import hashlib
 import http
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Final, NoReturn, final
+from typing import Final, final
 
 from trisails._errors import WebSocketError
 
@@ -247,7 +247,7 @@ _set_close_reason = Close.__dict__["reason"].__set__
 # --- the handshake --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class UpgradeRequest:
     """An HTTP/1.1 request head, parsed once, and whether it is a valid websocket upgrade.
 
@@ -270,7 +270,7 @@ class UpgradeRequest:
     headers: tuple[tuple[bytes, bytes], ...]
     trailing: bytes = b""
     key: bytes | None = None
-    upgrade_error: WebSocketError | None = field(default=None, compare=False)
+    upgrade_error: WebSocketError | None = dataclasses.field(default=None, compare=False)
 
     @property
     def is_websocket(self) -> bool:
@@ -364,22 +364,8 @@ def parse_upgrade_request(data: bytes, *, max_head: int = MAX_HEAD) -> UpgradeRe
     )
     problem = _upgrade_problem(request, (int(version_match[1]), int(version_match[2])))
     if problem is not None:
-        return _replace_verdict(request, None, problem)
-    key = request.header(b"sec-websocket-key")
-    assert key is not None
-    return _replace_verdict(request, key, None)
-
-
-def _replace_verdict(request: UpgradeRequest, key: bytes | None, error: WebSocketError | None) -> UpgradeRequest:
-    return UpgradeRequest(
-        method=request.method,
-        target=request.target,
-        http_version=request.http_version,
-        headers=request.headers,
-        trailing=request.trailing,
-        key=key,
-        upgrade_error=error,
-    )
+        return dataclasses.replace(request, upgrade_error=problem)
+    return dataclasses.replace(request, key=request.header(b"sec-websocket-key"))
 
 
 def _upgrade_problem(request: UpgradeRequest, version: tuple[int, int]) -> WebSocketError | None:
@@ -474,7 +460,7 @@ def reject_response(status: int, body: bytes = b"", headers: Iterable[tuple[byte
 # --- permessage-deflate negotiation ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class PerMessageDeflate:
     """The permessage-deflate parameters both sides agreed on (RFC 7692 §7).
 
@@ -701,16 +687,21 @@ class ServerConnection:
 
     Use it like this (the I/O layer owns the socket)::
 
-        connection = ServerConnection(max_message_size=..., deflate=negotiated)
-        connection.receive_data(request.trailing)
+        connection = ServerConnection(max_message_size=..., deflate=agreed)
+        data = request.trailing or await stream.receive_some()    # frames sent right behind the head
         while True:
-            connection.receive_data(await stream.receive_some())   # b"" at end of file
+            connection.receive_data(data)                          # b"" means end of file
             try:
                 for event in connection.events():
-                    ...                                             # Message, Ping, Pong, Close
-            except WebSocketError as error:                         # the peer broke a rule
-                log(error.reason)
-            await stream.send_all(connection.data_to_send())        # pongs, close frames
+                    if isinstance(event, Close) and connection.state is ConnectionState.REMOTE_CLOSING:
+                        await stream.send_all(connection.send_close())   # answer the peer's close
+                    ...                                            # Message, Ping, Pong, Close
+            except WebSocketError as error:                        # the peer broke a rule:
+                log(error.reason)                                  # our close frame is queued
+            await stream.send_all(connection.data_to_send())       # pongs, that close frame
+            if connection.state is ConnectionState.CLOSED:
+                break                                              # and close the stream
+            data = await stream.receive_some()
 
     ``max_message_size`` bounds a whole message after decompression. ``deflate`` turns on
     permessage-deflate with the parameters :func:`negotiate_deflate` agreed on; without it, a frame with
@@ -797,7 +788,7 @@ class ServerConnection:
             second = buffer[position + 1]
             length = second & 0x7F
             if not second & 0x80:
-                self._fail(_PROTOCOL_ERROR, "client frames must be masked")
+                raise self._fail(_PROTOCOL_ERROR, "client frames must be masked")
             if length < 126:
                 start = position + 6
             elif length == 126:
@@ -806,21 +797,21 @@ class ServerConnection:
                     return self._need_data() if self._eof else None
                 length = (buffer[position + 2] << 8) | buffer[position + 3]
                 if length < 126:
-                    self._fail(_PROTOCOL_ERROR, "frame length not in its shortest form")
+                    raise self._fail(_PROTOCOL_ERROR, "frame length not in its shortest form")
             else:
                 start = position + 14
                 if available < 10:
                     return self._need_data() if self._eof else None
                 length = int.from_bytes(buffer[position + 2 : position + 10], "big")
                 if length >> 63:
-                    self._fail(_PROTOCOL_ERROR, "64-bit frame length with the top bit set")
+                    raise self._fail(_PROTOCOL_ERROR, "64-bit frame length with the top bit set")
                 if length < 65536:
-                    self._fail(_PROTOCOL_ERROR, "frame length not in its shortest form")
+                    raise self._fail(_PROTOCOL_ERROR, "frame length not in its shortest form")
             end = start + length
             # The common case: one whole, uncompressed text or binary message in one frame.
             if (first == 0x81 or first == 0x82) and not self._fragment_opcode:
                 if length > self.max_message_size:
-                    self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+                    raise self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
                 if len(buffer) < end:
                     return self._need_data() if self._eof else None
                 payload = _unmask(buffer, start, end)
@@ -830,7 +821,7 @@ class ServerConnection:
                 try:
                     return Message(payload.decode("utf-8"))
                 except UnicodeDecodeError:
-                    self._fail(_INVALID_DATA, "text message is not valid UTF-8")
+                    raise self._fail(_INVALID_DATA, "text message is not valid UTF-8") from None
             self._check_header(first, length)
             if len(buffer) < end:
                 return self._need_data() if self._eof else None
@@ -856,35 +847,35 @@ class ServerConnection:
         """Apply the framing rules a frame header alone can break (any frame but the common case)."""
         opcode = first & 0x0F
         if first & 0x30:
-            self._fail(_PROTOCOL_ERROR, "RSV2 and RSV3 must be clear")
+            raise self._fail(_PROTOCOL_ERROR, "RSV2 and RSV3 must be clear")
         if opcode >= _CLOSE:
             if opcode > _PONG:
-                self._fail(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+                raise self._fail(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
             if first & 0x40:
-                self._fail(_PROTOCOL_ERROR, "control frames are never compressed")
+                raise self._fail(_PROTOCOL_ERROR, "control frames are never compressed")
             if not first & 0x80:
-                self._fail(_PROTOCOL_ERROR, "control frames are never fragmented")
+                raise self._fail(_PROTOCOL_ERROR, "control frames are never fragmented")
             if length > 125:
-                self._fail(_PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
+                raise self._fail(_PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
             return
         if opcode > _BINARY:
-            self._fail(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+            raise self._fail(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
         if opcode == _CONTINUATION:
             if not self._fragment_opcode:
-                self._fail(_PROTOCOL_ERROR, "continuation frame without a message to continue")
+                raise self._fail(_PROTOCOL_ERROR, "continuation frame without a message to continue")
             if first & 0x40:
-                self._fail(_PROTOCOL_ERROR, "RSV1 is only set on a message's first frame")
+                raise self._fail(_PROTOCOL_ERROR, "RSV1 is only set on a message's first frame")
         else:
             if self._fragment_opcode:
-                self._fail(_PROTOCOL_ERROR, "new message before the fragmented one finished")
+                raise self._fail(_PROTOCOL_ERROR, "new message before the fragmented one finished")
             if first & 0x40 and self.deflate is None:
-                self._fail(_PROTOCOL_ERROR, "RSV1 set without permessage-deflate")
+                raise self._fail(_PROTOCOL_ERROR, "RSV1 set without permessage-deflate")
         compressed = self._compressed if opcode == _CONTINUATION else bool(first & 0x40)
         wire_size = (self._wire_size if opcode == _CONTINUATION else 0) + length
         # A compressed message may be a touch longer on the wire than inflated (stored blocks).
         limit = self.max_message_size + (self.max_message_size >> 8) + 64 if compressed else self.max_message_size
         if wire_size > limit:
-            self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+            raise self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
 
     def _frame(self, first: int, payload: bytes) -> Event | None:
         """Handle a whole frame that passed :meth:`_check_header`; the event it completes, if any."""
@@ -906,12 +897,12 @@ class ServerConnection:
         if self._compressed:
             payload = self._inflate(payload, bool(fin))
         elif len(self._fragments) + len(payload) > self.max_message_size:
-            self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+            raise self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
         if self._fragment_opcode == _TEXT:
             try:
                 self._utf8.decode(payload, bool(fin))  # validates; the text is decoded once, at the end
             except UnicodeDecodeError:
-                self._fail(_INVALID_DATA, "text message is not valid UTF-8")
+                raise self._fail(_INVALID_DATA, "text message is not valid UTF-8") from None
         if not fin:
             self._fragments += payload
             return None
@@ -931,15 +922,15 @@ class ServerConnection:
         room = self.max_message_size - len(self._fragments)
         inflater = self._inflater
         if inflater.eof:  # a final deflate block ended this message's stream, yet more came
-            self._fail(_INVALID_DATA, "compressed data after the final deflate block")
+            raise self._fail(_INVALID_DATA, "compressed data after the final deflate block")
         try:
             data = inflater.decompress(payload, room + 1)
             if fin and len(data) <= room and not inflater.unconsumed_tail and not inflater.eof:
                 data += inflater.decompress(_SYNC_TAIL, room - len(data) + 1)
         except zlib.error:
-            self._fail(_INVALID_DATA, "compressed message is not valid deflate data")
+            raise self._fail(_INVALID_DATA, "compressed message is not valid deflate data") from None
         if len(data) > room or inflater.unconsumed_tail:
-            self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+            raise self._fail(_TOO_BIG, f"message larger than {self.max_message_size} bytes")
         if fin and (inflater.eof or self.deflate is None or self.deflate.client_no_context_takeover):
             # A final deflate block (BFINAL) ends the stream; the next message starts a new one.
             self._inflater = zlib.decompressobj(-15)
@@ -948,17 +939,17 @@ class ServerConnection:
     def _receive_close(self, payload: bytes) -> Close:
         """Validate the peer's close frame and move the closing handshake on."""
         if len(payload) == 1:
-            self._fail(_PROTOCOL_ERROR, "close frame payload of one byte")
+            raise self._fail(_PROTOCOL_ERROR, "close frame payload of one byte")
         code = _NO_STATUS
         reason = ""
         if payload:
             code = int.from_bytes(payload[:2], "big")
             if not _is_valid_close_code(code):
-                self._fail(_PROTOCOL_ERROR, f"invalid close code {code}")
+                raise self._fail(_PROTOCOL_ERROR, f"invalid close code {code}")
             try:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
-                self._fail(_INVALID_DATA, "close reason is not valid UTF-8")
+                raise self._fail(_INVALID_DATA, "close reason is not valid UTF-8") from None
         event = Close(code, reason)
         self._peer_close = event
         if self.state is ConnectionState.LOCAL_CLOSING:
@@ -967,12 +958,12 @@ class ServerConnection:
             self._set_state(ConnectionState.REMOTE_CLOSING)
         return event
 
-    def _fail(self, code: int, reason: str) -> NoReturn:
-        """The peer broke a rule: queue our close frame, close, and raise."""
+    def _fail(self, code: int, reason: str) -> WebSocketError:
+        """The peer broke a rule: queue our close frame, close, and return the error to raise."""
         if self.state is ConnectionState.OPEN or self.state is ConnectionState.REMOTE_CLOSING:
             self._output += _close_frame(code, reason)
         self._set_state(ConnectionState.CLOSED)
-        raise WebSocketError(reason, close_code=code)
+        return WebSocketError(reason, close_code=code)
 
     # --- output -------------------------------------------------------------------------------------------
 
