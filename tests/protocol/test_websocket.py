@@ -191,7 +191,7 @@ def _upgrade(**changes: bytes | None) -> bytes:
     ``version`` change the request line."""
     method = changes.pop("method", None) or b"GET"
     version = changes.pop("version", None) or b"HTTP/1.1"
-    headers = {
+    headers: dict[str, bytes | None] = {
         "host": b"server.example.com",
         "upgrade": b"websocket",
         "connection": b"Upgrade",
