@@ -31,7 +31,8 @@ from .orm.model import Optional as Optional
 from .orm.model import PrimaryKey as PrimaryKey
 from .orm.model import Required as Required
 from .orm.model import Set as Set
-from .realtime.engine import Handshake as Handshake
+from .realtime.connection import Handshake as Handshake
+from .realtime.server import Ack as Ack
 from .realtime.server import BroadcastOperator as BroadcastOperator
 from .realtime.server import Namespace as Namespace
 from .realtime.server import RealtimeServer as RealtimeServer
@@ -45,6 +46,7 @@ from .web.request import Response as Response
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ack",
     "AckTimeout",
     "App",
     "AppLoadError",

@@ -4,10 +4,11 @@
 
     App.lift                       the root nursery
     ├── App._own_tasks             the app's background tasks (app.start_soon): cancelled on lowering
-    ├── listener.serve             accepts connections on the one port
-    │   └── one task per connection: hypercorn for HTTP, or for a websocket to /socket.io/
-    │       └── EngineSession.run: heartbeat, reader, writer, event handlers
-    ├── EngineSession.run          one per long-polling session (they outlive single requests)
+    ├── App._services              what serving needs: every session's timers (one task), the Redis link
+    ├── _serving.serve             accepts connections on the one port
+    │   └── one task per connection: hypercorn for HTTP, or the reader of a websocket to /socket.io/
+    │       └── the session's nursery: Socket.IO handlers, and a writer only while output waits
+    ├── Connection.run             one per long-polling session (it outlives single requests)
     └── disconnect handlers        short tasks that run after a socket has gone
 
 ``App.lower`` closes every session (websockets with 1001 "going away", so clients reconnect to the next
@@ -24,19 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
 from quart_trio import QuartTrio
 
 from ._config import Settings
 from ._errors import ConfigError
-from ._inflight import InFlight
+from ._concurrency import InFlight
 from .protocol import engineio as eio
-from .realtime.server import RealtimeServer, _call, on_loop
+from ._concurrency import call, on_loop
+from .realtime.server import RealtimeServer
 from ._current import current_app
-from .realtime import listener
+from .realtime import _serving
 from .realtime.cluster import RedisAdapter, RedisBus, route
 from .web.redis_sessions import RedisStore
-from .realtime.transports import EngineIOEndpoint, compression_allowed, decline_compression
+from .protocol.engine_session import CLOSE_TIMEOUT
+from .realtime.endpoint import EngineIOEndpoint
 from .orm import blueprints
 from .orm.binding import ModelBinding, build_entities
 from .orm.datastore import Datastore
@@ -212,7 +214,9 @@ class App:
     async def _serve(self, *args: Any, task_status: trio.TaskStatus[str], **kwargs: Any) -> None:
         """The listener, and when it is done, the end of the services it needed."""
         try:
-            await listener.serve(*args, task_status=task_status, **kwargs)
+            await _serving.serve(*args, task_status=task_status, **kwargs)
+            # closed polling sessions hand their last packets to a final poll; their timers end them
+            await self._engine.sessions.wait_empty(CLOSE_TIMEOUT + 0.5)
         finally:
             self._services_scope.cancel()
 
@@ -228,8 +232,7 @@ class App:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The ASGI entry point: ``/socket.io/`` goes to the realtime endpoint, the rest to the HTTP app."""
         if scope["type"] in ("http", "websocket"):
-            path = scope.get("path", "")
-            if path == self._engine_path or path.startswith(self._engine_path + "/"):
+            if _serving.is_socket_path(scope.get("path", ""), self._engine_path):
                 with self._http_requests.track():
                     await self._engine(scope, receive, send)
                 return
@@ -256,15 +259,11 @@ class App:
         self._lower_requested = trio.Event()
         app_token = current_app.set(self)
         http_settings = self.settings.http
-        config = HypercornConfig()
-        config.graceful_timeout = http_settings.graceful_timeout
-        config.backlog = http_settings.backlog
-        config.websocket_max_message_size = self.settings.sockets.max_payload
-        config.include_server_header = False
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")
-        decline_compression()
-        compression_allowed.set(self.settings.sockets.compression)
+        config = _serving.hypercorn_config(
+            graceful_timeout=http_settings.graceful_timeout,
+            backlog=http_settings.backlog,
+            max_message_size=self.settings.sockets.max_payload,
+        )
         stop_serving = trio.Event()
         try:
             async with trio.open_nursery() as root:
@@ -272,7 +271,7 @@ class App:
                 self._engine.bind(root)
                 self._tasks = await root.start(self._own_tasks)
                 services = await root.start(self._services)
-                services.start_soon(self._engine.keep_heartbeats)
+                services.start_soon(self._engine.keep_time)
                 if self.settings.sockets.redis_url:
                     await self._join_cluster(services)
                 if self._declarations:
@@ -286,7 +285,7 @@ class App:
                         self.router.add_blueprint("GET", TOKEN_PATH, grant_csrf_token, "security/grant-csrf-token", {})
                     self._blueprints_installed = True
                 for hook in self._on_lift:
-                    await _call(hook, self)
+                    await call(hook, self)
                 # after the hooks, which may have given the app a session store of its own
                 store = self.session_store
                 if self.bus is not None and store is self._default_store:
@@ -403,8 +402,7 @@ class App:
 
     def _close_sessions(self) -> None:
         for session in self._engine.sessions:
-            final = (eio.Packet(eio.PacketType.CLOSE),) if session.transport == "polling" else ()
-            session.close("server shutting down", final=final, code=1001)
+            session.close("server shutting down", code=1001)
 
     @asynccontextmanager
     async def lifted(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:

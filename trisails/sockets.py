@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import RoomLimitReached, TrisailsError
-from .realtime.server import Namespace, RealtimeServer, Socket, on_loop
+from ._concurrency import on_loop
+from .realtime.server import Namespace, RealtimeServer, Socket
 from .web.request import Request
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 from quart import Response
 
-from trisails import App, ConnectionRefused, HttpSettings, Settings, Socket, SocketSettings
+from trisails import Ack, App, ConnectionRefused, HttpSettings, Settings, Socket, SocketSettings
 
 from .conftest import LiveApp
 
@@ -112,12 +112,15 @@ class SailsTestApp:
 
     def _connected(self, socket: Socket) -> None:
         self.sockets.append(socket)
-        # The App answers virtual requests with its router, whose handlers come before socket.on()'s;
-        # these tests answer them with their own routes, so the router's handlers are dropped.
-        socket._request_events = frozenset()
-        for verb in VERBS:
-            socket.on(verb, partial(self._virtual, socket))
+        # The App answers virtual requests with its router; these tests answer them with their own
+        # routes, through the same public hook (a second on_events replaces the App's).
+        socket.on_events(VERBS, partial(self._hooked, socket))
         socket.on("disconnect", lambda reason: self.gone.__setitem__(socket.id, reason))
+
+    async def _hooked(self, socket: Socket, verb: str, args: list[Any], ack: Ack | None) -> None:
+        answer = await self._virtual(socket, *args[:1])
+        if ack is not None:
+            ack(answer)
 
     async def _virtual(self, socket: Socket, request: Any = None) -> Any:
         self.requests.append((socket.id, request))

@@ -19,7 +19,7 @@ from trio_websocket import WebSocketRequest, serve_websocket
 
 import trisails
 import trisails.client
-from trisails import App, ConnectionRefused, Settings, Socket, SocketSettings
+from trisails import Ack, App, ConnectionRefused, Settings, Socket, SocketSettings
 from trisails.client import (
     JWR,
     AckTimeout,
@@ -82,10 +82,14 @@ class TestServer:
 
     def _connected(self, socket: Socket) -> None:
         self.sockets.append(socket)
-        # The App wires its own router into these events, ahead of socket.on(); take them back.
-        socket._request_events = frozenset()
-        for verb in VERBS:
-            socket.on(verb, partial(self._answer, socket, verb))
+        # The App wires its own router into these events; answer them from this test's table instead,
+        # through the same public hook (a second on_events replaces the App's).
+        socket.on_events(VERBS, partial(self._hooked, socket))
+
+    async def _hooked(self, socket: Socket, verb: str, args: list[Any], ack: Ack | None) -> None:
+        answer = await self._answer(socket, verb, *args[:1])
+        if ack is not None:
+            ack(answer)
 
     async def _answer(self, socket: Socket, verb: str, request: dict[str, Any]) -> Any:
         self.requests.append((socket.id, request))

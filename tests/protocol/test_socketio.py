@@ -259,8 +259,9 @@ def test_data_json_cannot_hold_is_a_type_error() -> None:
         ('511-["x"]', "a packet may have at most 10 attachments"),
         ("5" + "9" * 30 + '-["x"]', "a binary packet must start with its attachment count and '-'"),
         # the namespace
-        ('2/admin["x"]', "the namespace is not followed by ','"),
-        ("0/admin", "the namespace is not followed by ','"),
+        # a namespace runs to the first ',' or the end, as socket.io-parser reads it: here it swallows the
+        # event, which leaves the EVENT without its payload
+        ('2/admin["x"]', "an EVENT payload must be an array that starts with the event name"),
         ('2admin,["x"]', "the payload is not valid JSON"),
         # the ack id
         ('2' + "1" * 17 + '["x"]', "the ack id is too large"),
@@ -407,3 +408,13 @@ def test_any_message_sequence_decodes_or_raises_socketio_error(messages: list[st
         except SocketIOError:
             pass
         assert 0 <= decoder.awaiting_attachments <= 2
+
+
+def test_a_namespace_may_end_the_packet_without_a_comma() -> None:
+    """socket.io-parser reads a namespace up to the first ',' or the end of the packet, so a client may
+    connect to or leave ``/admin`` with ``0/admin`` and ``1/admin``, with or without the comma."""
+    decoder = Decoder()
+    assert decoder.receive("0/admin") == Packet(PacketType.CONNECT, "/admin")
+    assert decoder.receive("0/admin,") == Packet(PacketType.CONNECT, "/admin")
+    assert decoder.receive("1/custom") == Packet(PacketType.DISCONNECT, "/custom")
+    assert decoder.receive("0/admin?token=1") == Packet(PacketType.CONNECT, "/admin", query="token=1")

@@ -40,9 +40,11 @@ from trisails.orm.criteria import Criteria, Field, UsageError, parse_find
 from trisails.protocol import engineio as eio
 from trisails.protocol import socketio as sio
 from trisails.protocol import virtual
-from trisails.realtime.listener import _engine_websocket_target
+from trisails._errors import WebSocketError
+from trisails.protocol.websocket import parse_upgrade_request
+from trisails.realtime._serving import is_socket_path
+from trisails.realtime.endpoint import EngineIOEndpoint
 from trisails.realtime.server import RealtimeServer
-from trisails.realtime.transports import EngineIOEndpoint
 from trisails.web.sessions import Sessions
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -154,8 +156,13 @@ HEADS = st.lists(_HEAD_PIECES, max_size=20).map(b"".join) | st.binary(max_size=1
 @given(HEADS, st.sampled_from(["/socket.io", "/socket.io/", "/", "/x/y"]))
 @FAST
 def test_any_request_head_is_a_websocket_target_or_not_one(head: bytes, path: str) -> None:
-    target = _engine_websocket_target(head, path)
-    assert target is None or all(isinstance(part, str) for part in target)
+    try:
+        request = parse_upgrade_request(head)
+    except WebSocketError:
+        return  # not HTTP: handed to hypercorn, which answers it as bad HTTP
+    if request is not None and request.wants_websocket:
+        assert isinstance(is_socket_path(request.path, path), bool)
+        assert request.is_websocket or request.upgrade_error is not None
 
 
 _QUERY_PIECES = st.sampled_from(

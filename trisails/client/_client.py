@@ -54,7 +54,7 @@ import trio_websocket
 
 from .._errors import AckTimeout, DisconnectedError
 from ..protocol import socketio as sio
-from .._waiter import Waiter
+from .._concurrency import Waiter
 from ._connection import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, AckWaiter, Connection, Outgoing, Target, frames_of
 from ._errors import ConnectError
 from ._jwr import JWR, Rejoin, virtual_request

@@ -32,7 +32,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from .._waiter import Waiter
+from .._concurrency import Waiter
 from .._errors import ConnectionRefused, DisconnectedError, EngineIOError, ProtocolError
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio

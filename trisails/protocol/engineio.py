@@ -41,6 +41,7 @@ import base64
 import binascii
 import enum
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ from trisails._errors import EngineIOError
 
 __all__ = [
     "BINARY_CONTENT_TYPE",
+    "Envelope",
     "TEXT_CONTENT_TYPE",
     "HandshakeError",
     "Packet",
@@ -450,3 +452,55 @@ def parse_revision(eio: str | None) -> int:
     Like engine.io, treat exactly ``"4"`` as revision 4 and anything else (including no parameter) as 3.
     """
     return 4 if eio == "4" else 3
+
+
+# --- what goes out ------------------------------------------------------------------------------------
+
+
+class Envelope:
+    """Engine.IO packets that must go out together (a Socket.IO packet and its attachments).
+
+    Its encodings are computed at most once per protocol revision, however many sessions the envelope
+    is queued to: that is what makes a broadcast "encode once, send many".
+    """
+
+    __slots__ = ("_frames", "_wire", "packets")
+
+    def __init__(self, packets: Sequence[Packet]) -> None:
+        self.packets = tuple(packets)
+        self._frames: dict[int, list[str | bytes]] = {}
+        self._wire: dict[int, bytes] = {}
+
+    @classmethod
+    def of(cls, *packets: Packet) -> Envelope:
+        return cls(packets)
+
+    def frames(self, revision: int) -> list[str | bytes]:
+        """One websocket message per packet, as :func:`encode_frame` makes them."""
+        frames = self._frames.get(revision)
+        if frames is None:
+            frames = self._frames[revision] = [encode_frame(p, revision) for p in self.packets]
+        return frames
+
+    def wire(self, revision: int) -> bytes:
+        """The envelope as uncompressed websocket frames, ready for a socket: built once per revision and
+        shared by every member of a broadcast (server frames are not masked, so they are the same bytes
+        for everyone)."""
+        wire = self._wire.get(revision)
+        if wire is None:
+            wire = self._wire[revision] = b"".join([websocket_frame(f) for f in self.frames(revision)])
+        return wire
+
+
+def websocket_frame(message: str | bytes) -> bytes:
+    """One unmasked, unfragmented websocket data frame (RFC 6455 §5.2), as a server sends it."""
+    if isinstance(message, str):
+        opcode, payload = 0x81, message.encode()
+    else:
+        opcode, payload = 0x82, bytes(message)
+    length = len(payload)
+    if length < 126:
+        return bytes((opcode, length)) + payload
+    if length < 65536:
+        return struct.pack("!BBH", opcode, 126, length) + payload
+    return struct.pack("!BBQ", opcode, 127, length) + payload

@@ -329,11 +329,12 @@ class Decoder:
 
         namespace, query = "/", ""
         if message.startswith("/", position):
+            # socket.io-parser reads the namespace up to the first ',' or the end of the packet:
+            # ``40/admin`` and ``41/admin,`` name the same namespace.
             comma = message.find(",", position)
-            if comma == -1:
-                raise SocketIOError("the namespace is not followed by ','")
-            namespace = message[position:comma]
-            position = comma + 1
+            end = len(message) if comma == -1 else comma
+            namespace = message[position:end]
+            position = end + 1
             if packet_type == PacketType.CONNECT:
                 namespace, _, query = namespace.partition("?")
 

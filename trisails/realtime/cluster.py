@@ -35,7 +35,8 @@ import orjson
 import trio
 
 from ..protocol import engineio as eio
-from .engine import Envelope, new_id
+from ..protocol.engineio import Envelope
+from .connection import new_id
 from .rooms import MemoryAdapter
 
 __all__ = ["RedisAdapter", "RedisBus"]

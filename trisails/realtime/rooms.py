@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .engine import Envelope
+from ..protocol.engineio import Envelope
 
 __all__ = ["Adapter", "MemoryAdapter"]
 

@@ -26,7 +26,6 @@ id) and in the shape of a connect error (a string in v4 of the Socket.IO protoco
 
 from __future__ import annotations
 
-import functools
 import inspect
 import itertools
 from collections import deque
@@ -38,24 +37,25 @@ from urllib.parse import parse_qsl
 
 import trio
 
-from .._waiter import Waiter
+from .._concurrency import Waiter, call, on_loop
 from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError, RoomLimitReached
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
-from .engine import EngineSession, Envelope, new_id
+from ..protocol.engineio import Envelope
+from .connection import Connection, new_id
 from .rooms import Adapter, MemoryAdapter
 
 if TYPE_CHECKING:
     from .._config import SocketSettings
 
-__all__ = ["BroadcastOperator", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
+__all__ = ["Ack", "BroadcastOperator", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
 
 log = logging.getLogger("trisails.realtime")
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 RoomSpec = str | Iterable[str]
-RequestHandler = Callable[[str, list[Any], Callable[[Any], None] | None], Awaitable[None]]
+EventsHandler = Callable[[str, list[Any], "Ack | None"], Awaitable[None] | None]
 
 #: Seconds a socket's dispatcher waits for another event before it ends.
 DISPATCHER_LINGER = 5.0
@@ -65,25 +65,6 @@ _AWAIT = "\x00await"
 
 #: Event names a client may not trigger: they are the server's own lifecycle callbacks.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
-
-
-def on_loop(method: H) -> H:
-    """Make ``method`` callable from a worker thread (a plain ``def`` action): it always runs on the loop.
-
-    Room and socket state belong to the trio thread; a call from elsewhere hops there and waits.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if trio.lowlevel.in_trio_run():
-            return method(*args, **kwargs)
-        try:
-            trio.from_thread.check_cancelled()  # RuntimeError: not a trio worker thread
-        except RuntimeError:
-            return method(*args, **kwargs)  # no running app to protect (plain code, a sync test)
-        return trio.from_thread.run_sync(functools.partial(method, *args, **kwargs))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _room_set(rooms: RoomSpec) -> frozenset[str]:
@@ -104,11 +85,32 @@ def _ack_args(result: Any) -> list[Any]:
     return [result]
 
 
-async def _call(handler: Handler, *args: Any) -> Any:
-    result = handler(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+class Ack:
+    """The acknowledgement a client asked for with one event: call it once to answer.
+
+    Handlers registered with :meth:`Socket.on_events` get one (or None when the client asked for no
+    ack) and answer when they choose: ``ack(answer)`` sends one argument, ``ack()`` none, ``ack(a, b)``
+    several, ``ack(None)`` a single ``null``. Later calls are ignored. Arguments JSON cannot hold raise
+    ``TypeError`` and send nothing, so the caller can answer something else instead.
+    """
+
+    __slots__ = ("_socket", "_id", "answered")
+
+    def __init__(self, socket: Socket, ack_id: int) -> None:
+        self._socket = socket
+        self._id = ack_id
+        self.answered = False
+
+    def __call__(self, *args: Any) -> None:
+        socket = self._socket
+        if self.answered or not socket.connected:
+            return
+        envelope = _envelope(sio.Packet(sio.PacketType.ACK, socket.namespace.name, list(args), id=self._id))
+        self.answered = True
+        socket._connection.session.send(envelope)
+
+    def __repr__(self) -> str:
+        return f"<Ack {self._id} of socket {self._socket.id}{' answered' if self.answered else ''}>"
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,14 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
-        self._request_events: frozenset[str] = frozenset()
-        self._request_handler: RequestHandler | None = None
+        # the one handler of :meth:`on_events` and its event names (a pair, not a dict entry per name:
+        # every socket of a Sails app has one, so an idle socket holds as little as possible)
+        self._hook_events: frozenset[str] = frozenset()
+        self._hook: EventsHandler | None = None
         self._any: list[Handler] = []
-        self._joins = 0  # join() and leave() calls so far: a request that changed it changed the socket's rooms
+        self.room_changes = 0
+        """How many times :meth:`join` or :meth:`leave` was called on this socket: compare it before and
+        after some work to know whether that work changed the socket's rooms."""
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, Waiter] = {}
         self._ack_ids = itertools.count()
@@ -178,16 +184,17 @@ class Socket:
 
         return register(handler) if handler is not None else register
 
-    def _on_requests(self, events: frozenset[str], handler: RequestHandler) -> None:
-        """Register a low-level ``handler(event, args, ack)`` for the virtual-request events: ``ack(answer)``
-        sends the one ack argument (and raises TypeError if it cannot be encoded); ``ack`` is None when
-        none was asked. One handler for every verb: an idle socket holds as little as possible."""
-        self._request_events = events
-        self._request_handler = handler
+    def on_events(self, events: Iterable[str], handler: EventsHandler) -> None:
+        """Handle every event in ``events`` with one ``handler(event, args, ack)``, in place of
+        :meth:`on` handlers for those names.
 
-    def _ack(self, ack_id: int, answer: Any) -> None:
-        if self.connected:
-            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, [answer], id=ack_id))
+        ``ack`` is an :class:`Ack` to call when the answer is ready (or to leave unanswered), or None
+        when the client asked for no ack. This is how a layer above Socket.IO takes over a family of
+        events; trisails' virtual requests (``get``, ``post``...) arrive this way. The events are
+        dispatched in order with the socket's other events. A second call replaces the first.
+        """
+        self._hook_events = frozenset(events)
+        self._hook = handler
 
     def on_any(self, handler: H) -> H:
         """Register ``handler(event, *args)``, called for every event before its own handler."""
@@ -246,7 +253,7 @@ class Socket:
         session = self._connection.session
         return {
             "transport": session.transport,
-            "buffered": session.statistics().current_buffer_used,
+            "buffered": session.buffered,
             "dropped": session.dropped,
             "rooms": len(self.rooms),
         }
@@ -269,13 +276,13 @@ class Socket:
                 f"socket {self.id} is in {len(current)} rooms; joining {len(wanted - current)} more would pass "
                 f"sockets.max_rooms_per_socket ({limit}): leave some rooms first"
             )
-        self._joins += 1
+        self.room_changes += 1
         self.namespace.adapter.add_all(self.id, wanted)
 
     @on_loop
     def leave(self, room: str) -> None:
         """Leave ``room`` (leaving a room one is not in does nothing)."""
-        self._joins += 1
+        self.room_changes += 1
         self.namespace.adapter.delete(self.id, room)
 
     def to(self, rooms: RoomSpec) -> BroadcastOperator:
@@ -318,7 +325,7 @@ class Socket:
 
     async def _run_disconnect_handler(self, handler: Handler, reason: str) -> None:
         try:
-            await _call(handler, reason)
+            await call(handler, reason)
         except Exception:
             log.exception("disconnect handler of socket %s failed", self.id)
 
@@ -352,7 +359,7 @@ class Socket:
         The common case (a sync handler, nothing queued) then costs no task switch. Async handlers, and
         anything arriving while a handler is still busy, go through the inbox, so order is always kept.
         """
-        if event in self._request_events or event in RESERVED_EVENTS:
+        if event in self._hook_events or event in RESERVED_EVENTS:
             return False
         handler = self._events.get(event)
         if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
@@ -413,16 +420,16 @@ class Socket:
     async def _run_handler(self, event: str, args: list[Any], ack_id: int | None) -> None:
         try:
             for handler in self._any:
-                await _call(handler, event, *args)
-            if event in self._request_events and self._request_handler is not None:
-                await self._request_handler(event, args, functools.partial(self._ack, ack_id) if ack_id is not None else None)
+                await call(handler, event, *args)
+            if event in self._hook_events and self._hook is not None:
+                await call(self._hook, event, args, Ack(self, ack_id) if ack_id is not None else None)
                 return
             event_handler = self._events.get(event) if event not in RESERVED_EVENTS else None
             if event_handler is None:
                 if not self._any:
                     log.debug("socket %s: no handler for event %r", self.id, event)
                 return
-            result = await _call(event_handler, *args)
+            result = await call(event_handler, *args)
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return
@@ -607,7 +614,7 @@ class RealtimeServer:
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
 
-    def attach(self, session: EngineSession) -> _Connection:
+    def attach(self, session: Connection) -> _Connection:
         """Create the Socket.IO side of a new Engine.IO session (called by the transport)."""
         return _Connection(self, session)
 
@@ -626,9 +633,10 @@ class _Pending:
 class _Connection:
     """The Socket.IO side of one Engine.IO session: decodes packets, routes them to namespaces."""
 
-    def __init__(self, server: RealtimeServer, session: EngineSession) -> None:
+    def __init__(self, server: RealtimeServer, session: Connection) -> None:
         self.server = server
         self.session = session
+        self._connect_due: float | None = None
         self.decoder = sio.Decoder(max_attachments=100)
         self.sockets: dict[str, Socket] = {}
         self._pending: dict[str, _Pending] = {}
@@ -639,7 +647,20 @@ class _Connection:
         if self.session.revision == 3:
             # Engine.IO v3 clients (Socket.IO protocol v4) are connected to "/" without asking.
             self._begin_connect("/", auth={})
-        self.session.nursery.start_soon(self._connect_timeout)
+        self._connect_due = trio.current_time() + self.server.settings.connect_timeout / 1000
+
+    def next_deadline(self) -> float | None:
+        """When a client that has connected no namespace yet is given up (``sockets.connect_timeout``)."""
+        return self._connect_due
+
+    def handle_timer(self, now: float) -> None:
+        due = self._connect_due
+        if due is None or now < due:
+            return
+        self._connect_due = None
+        if not self.sockets and not self._pending:
+            log.info("closing session %s: no namespace connected in time", self.session.sid)
+            self.session.close("connect timeout", flush=False)
 
     def on_message(self, data: str | bytes) -> None:
         packet = self.decoder.receive(data)
@@ -703,7 +724,7 @@ class _Connection:
         socket = Socket(namespace, self, self._socket_id(name), self._handshake(auth))
         try:
             for middleware in namespace._middleware:
-                await _call(middleware, socket)
+                await call(middleware, socket)
         except ConnectionRefused as refusal:
             self._pending.pop(name, None)
             self._refuse(name, refusal.message, refusal.data)
@@ -717,6 +738,7 @@ class _Connection:
             return
         socket.connected = True
         self.sockets[name] = socket
+        self._connect_due = None
         namespace._add(socket)
         if name in self._pending:
             self._pending[name].socket = socket
@@ -724,7 +746,7 @@ class _Connection:
         socket._send(sio.Packet(sio.PacketType.CONNECT, name, payload))
         for handler in namespace._on_connection:
             try:
-                await _call(handler, socket)
+                await call(handler, socket)
             except Exception:
                 log.exception("connection handler of %s failed for socket %s", name, socket.id)
         pending = self._pending.pop(name, _Pending())
@@ -763,9 +785,3 @@ class _Connection:
             issued=engine.issued,
             xdomain=engine.xdomain,
         )
-
-    async def _connect_timeout(self) -> None:
-        await trio.sleep(self.server.settings.connect_timeout / 1000)
-        if not self.sockets and not self._pending:
-            log.info("closing session %s: no namespace connected in time", self.session.sid)
-            self.session.close("connect timeout", flush=False)

@@ -1,10 +1,10 @@
-"""A websocket on a trio stream we own, framed by wsproto: the direct transport's connection.
+"""A websocket on a trio stream we own, framed by :mod:`trisails.protocol.websocket`.
 
-Going through ASGI, every frame costs a hypercorn round trip, and hypercorn shields its socket writes
-from cancellation: a peer that stops reading would pin its connection's writer forever, and the
-slow-consumer policy could never cut it off. Owning the stream fixes both. :meth:`send_many` writes
-everything the session has queued in one ``send_all`` (the biggest lever on this stack, see
-``docs/concepts/realtime.md``), and cancelling a write simply abandons a connection we are closing.
+The framing rules are sans-I/O; this class only moves bytes between them and the stream. Owning the
+stream (rather than going through ASGI) is what makes the connection core fast and safe: a ready-made
+frame can be written straight to the kernel (:meth:`StreamWebSocket.write_now`, no task switch), a batch
+goes out in one ``send_all``, and cancelling a write simply abandons a connection we are closing, so a
+peer that stops reading can always be cut off.
 """
 
 from __future__ import annotations
@@ -13,19 +13,9 @@ import logging
 import os
 
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
-from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from .._errors import WebSocketError
+from ..protocol import websocket as rfc6455
 
 __all__ = ["StreamWebSocket"]
 
@@ -33,64 +23,51 @@ log = logging.getLogger("trisails.realtime")
 
 RECEIVE_SIZE = 65536
 CLOSE_TIMEOUT = 1.0
-MESSAGE_TOO_BIG = 1009
 
 
 class StreamWebSocket:
-    """A server-side websocket over ``stream``, after its upgrade request was read (``data``)."""
+    """A server-side websocket over ``stream``, for the upgrade ``request`` read from it."""
 
-    def __init__(self, stream: trio.SocketStream, *, max_message_size: int) -> None:
+    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "direct", "closed")
+
+    def __init__(self, stream: trio.SocketStream, request: rfc6455.UpgradeRequest, *, max_message_size: int) -> None:
         self._stream = stream
         self._fd = stream.socket.fileno()
-        self.direct = True
-        """Whether ready-made frames may be written as they are (not with permessage-deflate on)."""
-        self._ws = WSConnection(ConnectionType.SERVER)
+        self._request = request
+        self._ws: rfc6455.ServerConnection | None = None
         self._max_message_size = max_message_size
         self._send_lock = trio.Lock()
-        self._parts: list[str | bytes] = []
-        self._size = 0
+        self.direct = True
+        """Whether ready-made frames are written as they are (False once permessage-deflate is on, so
+        that messages are compressed)."""
         self.closed = False
 
-    async def read_request(self, data: bytes) -> Request | None:
-        """Feed the bytes read so far and return the upgrade request (None if the peer gave up)."""
-        self._ws.receive_data(data)
-        while True:
-            for event in self._ws.events():
-                if isinstance(event, Request):
-                    return event
-            chunk = await self._stream.receive_some(RECEIVE_SIZE)
-            if not chunk:
-                return None
-            self._ws.receive_data(chunk)
-
-    async def accept(self, request: Request, *, compression: bool) -> None:
-        extensions: list[Extension] = [PerMessageDeflate()] if compression and request.extensions else []
-        self.direct = not extensions  # compressed frames must go through wsproto's compressor
-        await self._write(self._ws.send(AcceptConnection(extensions=extensions)))
+    async def accept(self, *, compression: bool) -> None:
+        """Answer the upgrade with 101, negotiating permessage-deflate only when ``compression`` is on."""
+        request = self._request
+        deflate = rfc6455.negotiate_deflate(request.header(b"sec-websocket-extensions")) if compression else None
+        self.direct = deflate is None
+        self._ws = rfc6455.ServerConnection(max_message_size=self._max_message_size, deflate=deflate)
+        assert request.key is not None
+        await self._write(rfc6455.accept_response(request.key, deflate=deflate))
+        if request.trailing:  # frames the client sent right behind its request head
+            self._feed(request.trailing)
 
     async def refuse(self, status: int, body: bytes) -> None:
-        headers = [(b"content-type", b"text/html"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
-        data += self._ws.send(RejectData(data=body, body_finished=True))
-        await self._write(data)
+        """Answer with a plain HTTP error instead of the upgrade, and hang up."""
+        await self._write(rfc6455.reject_response(status, body, headers=[(b"content-type", b"text/html")]))
         await self._abort()
 
-    # WebSocketIO ---------------------------------------------------------------------------------------
+    # -------------------------------------------------------------------------------------- writing
     async def send(self, frame: str | bytes) -> None:
         await self.send_many([frame])
 
     async def send_many(self, frames: list[str | bytes]) -> None:
-        """Write ``frames`` as consecutive websocket messages in a single write."""
-        if self.closed:
-            return
+        """Write ``frames`` as consecutive websocket messages in a single write (compressed if agreed)."""
         ws = self._ws
-        try:
-            data = b"".join(
-                [ws.send(TextMessage(data=f) if isinstance(f, str) else BytesMessage(data=f)) for f in frames]
-            )
-        except LocalProtocolError:  # the peer has already started closing: nothing more goes out
+        if self.closed or ws is None or ws.state is not rfc6455.ConnectionState.OPEN:
             return
-        await self._write(data)
+        await self._write(b"".join([ws.send_message(frame) for frame in frames]))
 
     def write_now(self, data: bytes) -> int:
         """Write as much of ``data`` as the kernel takes without waiting, and return how much that was.
@@ -107,50 +84,53 @@ class StreamWebSocket:
             return 0
 
     async def write(self, data: bytes) -> None:
-        """Write ready-made frames (see :func:`~trisails.realtime.engine.websocket_frame`)."""
+        """Write ready-made frames (see :func:`trisails.protocol.websocket.encode_frame`)."""
         await self._write(data)
 
+    # -------------------------------------------------------------------------------------- reading
     async def receive(self) -> str | bytes | None:
         """The next whole message, or None once the peer has closed or broken the connection."""
+        ws = self._ws
+        assert ws is not None
         while True:
-            for event in self._ws.events():
-                if isinstance(event, (TextMessage, BytesMessage)):
-                    self._parts.append(bytes(event.data) if isinstance(event.data, bytearray) else event.data)
-                    self._size += len(event.data)
-                    if self._size > self._max_message_size:
-                        log.info("closing websocket: message over %d bytes", self._max_message_size)
-                        await self.close(MESSAGE_TOO_BIG)
-                        return None
-                    if event.message_finished:
-                        parts, self._parts, self._size = self._parts, [], 0
-                        return parts[0] if len(parts) == 1 else parts[0][:0].join(parts)  # type: ignore[arg-type]
-                elif isinstance(event, Ping):
-                    await self._write(self._ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    try:
-                        await self._write(self._ws.send(event.response()))
-                    except LocalProtocolError:
-                        pass
-                    await self._abort()
-                    return None
-            if self.closed:
-                return None
             try:
-                chunk = await self._stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                chunk = b""
-            if not chunk:
+                event = ws.next_event()
+            except WebSocketError as error:
+                log.info("closing websocket: %s", error.reason)
+                await self._write(ws.data_to_send())
                 await self._abort()
                 return None
-            try:
-                self._ws.receive_data(chunk)
-            except RemoteProtocolError as error:
-                log.info("closing websocket: %s", error)
+            if event is None:
+                if self.closed:
+                    return None
+                try:
+                    chunk = await self._stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    chunk = b""
+                if not chunk:
+                    await self._abort()
+                    return None
+                self._feed(chunk)
+                continue
+            if type(event) is rfc6455.Message:
+                return event.data
+            pending = ws.data_to_send()  # the automatic pong
+            if pending:
+                await self._write(pending)
+            if isinstance(event, rfc6455.Close):
+                if ws.state is rfc6455.ConnectionState.REMOTE_CLOSING:
+                    await self._write(ws.send_close())
                 await self._abort()
                 return None
 
-    async def close(self, code: int) -> None:
-        """Close with ``code``: send the close frame, wait briefly for the peer's, then close the stream.
+    def _feed(self, data: bytes) -> None:
+        assert self._ws is not None
+        self._ws.receive_data(data)
+
+    # -------------------------------------------------------------------------------------- closing
+    async def close(self, code: int | None) -> None:
+        """Close with ``code`` (None: a close frame without one): send it, wait briefly for the
+        peer's, then close the stream.
 
         Waiting for the peer matters: closing a TCP socket with unread input makes the kernel reset
         the connection, and the peer would then see 1006 instead of our code. A peer that does not read
@@ -159,27 +139,32 @@ class StreamWebSocket:
         """
         if self.closed:
             return
+        ws = self._ws
+        if ws is None:
+            await self._abort()
+            return
         with trio.move_on_after(CLOSE_TIMEOUT):
-            try:
-                await self._write(self._ws.send(CloseConnection(code=code)))
-            except LocalProtocolError:
-                pass
-            while not self.closed:
-                if any(isinstance(e, CloseConnection) for e in self._ws.events()):
+            if ws.state is rfc6455.ConnectionState.OPEN:
+                await self._write(ws.send_close(code))
+            while not self.closed and ws.state is not rfc6455.ConnectionState.CLOSED:
+                try:
+                    event = ws.next_event()
+                except WebSocketError:
                     break
+                if isinstance(event, rfc6455.Close):
+                    break
+                if event is not None:
+                    continue
                 try:
                     chunk = await self._stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     break
                 if not chunk:
                     break
-                try:
-                    self._ws.receive_data(chunk)
-                except RemoteProtocolError:
-                    break
+                self._feed(chunk)
         await self._abort()
 
-    # internals -----------------------------------------------------------------------------------------
+    # -------------------------------------------------------------------------------------- internals
     async def _write(self, data: bytes) -> None:
         if not data or self.closed:
             return

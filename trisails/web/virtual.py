@@ -12,8 +12,6 @@ A socket's requests are handled one at a time, in order, like its other events.
 from __future__ import annotations
 
 import logging
-from functools import partial
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._ratelimit import TokenBucket
@@ -22,11 +20,11 @@ from .dispatch import dispatch
 from .request import _UNSET as _NO_BODY
 from .request import Request
 from .sessions import new_sid
-from ..realtime.server import _call
+from .._concurrency import call
 
 if TYPE_CHECKING:
     from .._app import App
-    from ..realtime.server import Socket
+    from ..realtime.server import Ack, Socket
 
 __all__ = ["REJOIN_HEADER", "attach"]
 
@@ -43,31 +41,15 @@ _VERBS = frozenset(virtual.VERBS)
 def attach(app: App, socket: Socket) -> None:
     """Make ``socket`` answer virtual requests (a connection handler of the main namespace), with the
     session its handshake cookie names, or a new one made for it now (unless it opted out)."""
-    headers = socket.handshake.headers
-    sessions = app.sessions
-    if sessions.enabled and not _no_session(socket) and socket.handshake.query.get("nosession") != "true":
-        if sessions.sid_in(headers.get("cookie")) is None:
-            # server-side only, as in Sails: the client never sees this cookie, its requests carry it
-            headers["cookie"] = sessions.with_cookie(headers.get("cookie"), new_sid())
-    socket._on_requests(_VERBS, _Requests(app, socket))
+    requests = _Requests(app, socket)
+    socket.on_events(_VERBS, requests)
     if app.settings.sockets.after_disconnect is not None:
-        socket.on("disconnect", partial(_after_disconnect, app, socket))
+        socket.on("disconnect", requests.after_disconnect)
 
 
 def _no_session(socket: Socket) -> bool:
     """The ``nosession`` handshake header: no session for this socket at all."""
     return "nosession" in socket.handshake.headers
-
-
-async def _after_disconnect(app: App, socket: Socket, reason: str) -> None:
-    hook = app.settings.sockets.after_disconnect
-    assert hook is not None
-    session = None
-    if app.sessions.enabled and not _no_session(socket):
-        session = await app.sessions.open(socket.handshake.headers.get("cookie"))
-    await _call(hook, session, socket)
-    if session is not None:
-        await app.sessions.save(session)
 
 
 def _sdk_version(socket: Socket) -> str | None:
@@ -85,8 +67,27 @@ class _Requests:
         self.socket = socket
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst)
         self.sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
+        # The cookie the socket's requests carry: the handshake's, with a session of their own when it
+        # named none (server-side only, as in Sails: the client never sees this cookie).
+        self.cookie = socket.handshake.headers.get("cookie")
+        sessions = app.sessions
+        if sessions.enabled and not _no_session(socket) and socket.handshake.query.get("nosession") != "true":
+            if sessions.sid_in(self.cookie) is None:
+                self.cookie = sessions.with_cookie(self.cookie, new_sid())
 
-    async def __call__(self, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
+    async def after_disconnect(self, reason: str) -> None:
+        """The app's ``sockets.after_disconnect(session, socket)`` hook, with the socket's session."""
+        app, socket = self.app, self.socket
+        hook = app.settings.sockets.after_disconnect
+        assert hook is not None
+        session = None
+        if app.sessions.enabled and not _no_session(socket):
+            session = await app.sessions.open(self.cookie)
+        await call(hook, session, socket)
+        if session is not None:
+            await app.sessions.save(session)
+
+    async def __call__(self, verb: str, args: list[Any], ack: Ack | None) -> None:
         if self.app.draining:
             if ack is not None:
                 ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
@@ -94,7 +95,7 @@ class _Requests:
         with self.app.socket_requests.track():
             await self._serve(verb, args, ack)
 
-    async def _serve(self, verb: str, args: list[Any], ack: Callable[[Any], None] | None) -> None:
+    async def _serve(self, verb: str, args: list[Any], ack: Ack | None) -> None:
         app, socket, bucket = self.app, self.socket, self.bucket
         production = app.settings.production
         if not bucket.take():
@@ -105,7 +106,7 @@ class _Requests:
             return
         try:
             # Sails' order: the envelope and its url first, then the SDK version.
-            forced = {"cookie": socket.handshake.headers["cookie"]} if "cookie" in socket.handshake.headers else {}
+            forced = {"cookie": self.cookie} if self.cookie is not None else {}
             if "origin" in socket.handshake.headers:
                 forced["origin"] = socket.handshake.headers["origin"]
             request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
@@ -131,15 +132,14 @@ class _Requests:
             socket=socket,
         )
         if not _no_session(socket):
-            await app.sessions.attach(req, socket.handshake.headers.get("cookie"))
-        joins = socket._joins
+            await app.sessions.attach(req, self.cookie)
+        room_changes = socket.room_changes
         res = await dispatch(app.router, req, production=production, policies=app.policies)
         if req.session is not None and await app.sessions.save(req.session):
             # a socket that skipped the connect-time session keeps the one its request made
-            cookie = socket.handshake.headers.get("cookie")
-            socket.handshake.headers["cookie"] = app.sessions.with_cookie(cookie, req.session.id)
+            self.cookie = app.sessions.with_cookie(self.cookie, req.session.id)
         headers = dict(res.headers)
-        if socket._joins != joins and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
+        if socket.room_changes != room_changes and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
             headers[REJOIN_HEADER] = "1"
         if ack is None:
             return
