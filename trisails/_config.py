@@ -83,9 +83,13 @@ class SocketSettings:
     session (a dict, saved afterwards if it changed; ``None`` when sessions are off for the socket)."""
     max_connections: int = 20_000
     """Engine.IO sessions this process holds at most; a new client past it gets 503."""
-    max_connections_per_ip: int = 0
-    """Sessions one IP address may hold (0: no limit, the default, since behind a proxy or a NAT every
-    client can share one address); a client past it gets 429."""
+    max_connections_per_ip: int = 1_000
+    """Engine.IO sessions one IP address may hold at once; a client past it gets 429 (0: no limit).
+
+    On by default so that one address flooding handshakes cannot take every slot of
+    :attr:`max_connections`. 1,000 is more than an office behind one NAT holds (a few hundred people with
+    a few tabs each). Behind a reverse proxy every client has the proxy's address: raise it, or set 0 and
+    let the proxy limit clients."""
     request_rate: float = 100.0
     """Virtual requests per second one socket may make, on average; past it (and the burst) a request is
     answered ``429 "Too Many Requests"`` without running, and the socket stays connected."""
