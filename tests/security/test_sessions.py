@@ -179,3 +179,23 @@ async def test_a_page_brings_its_session_cookie_so_its_socket_shares_the_session
         async with connect(url, headers={"cookie": cookie}) as socket:
             assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
         assert (await browser.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 2}
+
+
+async def test_production_refuses_a_session_secret_anyone_could_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator lifts with --prod and a one-character secret (in the settings, or the environment):
+    the app refuses to lift, and says how long a secret must be and how to make one."""
+    from tests.support.settings import production_settings
+
+    settings = production_settings()
+    settings.session.secret = "x"
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        async with counter_app(settings).lifted():
+            pass
+    settings.session.secret = ""
+    monkeypatch.setenv("TRISAILS_SESSION_SECRET", "s" * 31)
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        async with counter_app(settings).lifted():
+            pass
+    monkeypatch.setenv("TRISAILS_SESSION_SECRET", "s" * 32)
+    async with counter_app(settings).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/chat/setsess")).json() == {"counter": 1}

@@ -47,6 +47,10 @@ log = logging.getLogger("trisails.web")
 #: How many Cookie headers :meth:`Sessions.sid_in` remembers the session id of.
 SID_CACHE_SIZE = 4096
 
+#: The shortest session secret production accepts: 32 characters, so it cannot be guessed or searched
+#: for (a token from ``secrets.token_urlsafe(32)`` has 43).
+MIN_SECRET_LENGTH = 32
+
 
 class SessionStoreUnavailable(TrisailsError):
     """The session store cannot be reached (Redis is down): the request goes on with a fresh session
@@ -137,6 +141,8 @@ class Sessions:
         secret = settings.secret or os.environ.get("TRISAILS_SESSION_SECRET", "")
         self.has_secret = bool(secret)
         """Whether the secret was configured (production refuses to lift without one)."""
+        self.secret_too_short = 0 < len(secret) < MIN_SECRET_LENGTH
+        """Whether the configured secret is shorter than :data:`MIN_SECRET_LENGTH` (production refuses it)."""
         if not secret:
             secret = secrets.token_urlsafe(32)
             log.debug("no session secret configured: using a random one, so sessions end when the process does")
