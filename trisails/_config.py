@@ -171,6 +171,11 @@ class BlueprintSettings:
     """Send a socket the messages about its own changes too (Sails leaves the requester out)."""
     default_limit: int = 30
     """How many records ``GET /user`` answers when the request sets no ``limit``."""
+    max_limit: int = 1_000
+    """The most records a find (or a populate route) answers, whatever ``limit`` the request sets: a
+    larger ``limit`` is lowered to it (clamped, not refused, so a client asking for "everything" still
+    gets an answer), and so is :attr:`default_limit` if it is larger. Without it, a few clients reading
+    ``?limit=100000`` slow every other request."""
 
     def validate(self) -> None:
         for name in ("prefix", "rest_prefix"):
@@ -179,6 +184,8 @@ class BlueprintSettings:
                 raise ConfigError(f"blueprints.{name} must start with '/' and not end with one, like '/api'; got {value!r}")
         if self.default_limit < 1:
             raise ConfigError(f"blueprints.default_limit must be at least 1, got {self.default_limit!r}")
+        if self.max_limit < 1:
+            raise ConfigError(f"blueprints.max_limit must be at least 1, got {self.max_limit!r}")
 
 
 @dataclass

@@ -26,6 +26,7 @@ over a socket or over HTTP. A controller action named like a blueprint (``api/co
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,16 @@ def _values(req: Request, *excluded: str) -> dict[str, Any]:
     return {k: v for k, v in req.all_params().items() if k not in excluded}
 
 
+def _find_criteria(req: Request, fields: Any, params: dict[str, Any]) -> Criteria:
+    """The criteria of a find or populate request, its ``limit`` clamped to ``blueprints.max_limit``."""
+    settings = req.app.settings.blueprints
+    criteria = parse_find(params, fields, default_limit=settings.default_limit)
+    if criteria.limit is None or criteria.limit > settings.max_limit:
+        log.debug("%s %s: limit lowered to blueprints.max_limit (%d)", req.method, req.path, settings.max_limit)
+        criteria = dataclasses.replace(criteria, limit=settings.max_limit)
+    return criteria
+
+
 def _subscribe_deep(req: Request, binding: ModelBinding, records: list[dict[str, Any]]) -> None:
     """Sails' ``subscribeDeep``, once per record found: watch every associated model, and subscribe to
     every populated record. Finding no record watches no associated model, as in Sails."""
@@ -171,8 +182,7 @@ def _guarded(action: Callable[[Request, Response], Any]) -> Callable[[Request, R
 async def find(req: Request, res: Response) -> None:
     """``GET /user``: records matching the parameters; the socket is subscribed to each and watches."""
     binding = _binding(req)
-    params = req.all_params()
-    criteria = parse_find(params, binding.fields, default_limit=req.app.settings.blueprints.default_limit)
+    criteria = _find_criteria(req, binding.fields, req.all_params())
     records = await binding.datastore.run(binding.find_records, criteria)
     if req.is_socket:
         binding.pubsub.subscribe(req, records)
@@ -303,7 +313,7 @@ async def populate(req: Request, res: Response) -> None:
     child = binding.models[association.target]
     pk = binding.parse_id(req.params.get("parentid"), "parentid")
     params = {k: v for k, v in req.all_params().items() if k not in ("parentid", "populate")}
-    criteria = parse_find(params, child.fields, default_limit=req.app.settings.blueprints.default_limit)
+    criteria = _find_criteria(req, child.fields, params)
 
     def load() -> tuple[bool, Any]:
         parent = binding.entity.get(**{binding.pk: pk})
