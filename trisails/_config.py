@@ -281,6 +281,9 @@ class HttpSettings:
     backlog: int = 1024
     """Connections the kernel may hold waiting to be accepted. hypercorn's 100 overflowed when thousands
     of clients (re)connected at once, and some of them failed; the kernel caps it at ``somaxconn``."""
+    assets_symlinks_outside: bool = False
+    """Serve files that symlinks in ``assets/`` point to outside ``assets/``. Off by default: a link
+    to ``/etc`` or to the app's own folder would publish it. Links within ``assets/`` always work."""
 
 
 @dataclass
