@@ -260,6 +260,7 @@ class App:
         config.graceful_timeout = http_settings.graceful_timeout
         config.backlog = http_settings.backlog
         config.websocket_max_message_size = self.settings.sockets.max_payload
+        self.http.config["MAX_CONTENT_LENGTH"] = http_settings.max_body_size
         config.include_server_header = False
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")

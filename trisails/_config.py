@@ -281,9 +281,23 @@ class HttpSettings:
     backlog: int = 1024
     """Connections the kernel may hold waiting to be accepted. hypercorn's 100 overflowed when thousands
     of clients (re)connected at once, and some of them failed; the kernel caps it at ``somaxconn``."""
+    max_body_size: int = 1_000_000
+    """The largest HTTP request body in bytes (JSON, a form, anything an action receives); a larger one
+    is answered ``413`` without being read. Bodies are read whole into memory before the action runs,
+    so this bounds what one request may cost. Raise it for an app that takes uploads."""
+    max_json_depth: int = 32
+    """How deeply lists and objects may nest in a JSON body over HTTP, and in a virtual request's
+    ``data``, ``params`` and ``headers``; deeper is answered ``400`` (a parse error over a socket)
+    before any action or blueprint sees it."""
     assets_symlinks_outside: bool = False
     """Serve files that symlinks in ``assets/`` point to outside ``assets/``. Off by default: a link
     to ``/etc`` or to the app's own folder would publish it. Links within ``assets/`` always work."""
+
+
+    def validate(self) -> None:
+        for name in ("max_body_size", "max_json_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"http.{name} must be at least 1, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -308,6 +322,7 @@ class Settings:
         if self.environment not in ("development", "production"):
             raise ConfigError(f"environment must be 'development' or 'production', got {self.environment!r}")
         self.sockets.validate()
+        self.http.validate()
         self.blueprints.validate()
         self.datastores.validate()
         self.session.validate()

@@ -25,7 +25,7 @@ from quart import Response as QuartResponse
 from quart import request, send_file
 from werkzeug.security import safe_join
 
-from ..protocol.virtual import parse_query
+from ..protocol.virtual import nested_deeper_than, parse_query
 from .dispatch import dispatch
 from .request import _UNSET, Request, Response
 from .security import cors_headers, preflight_headers
@@ -85,7 +85,7 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
                     response.headers.add("set-cookie", sessions.set_cookie(new_sid()))
             return response
     try:
-        body = await _body()
+        body = await _body(app.settings.http.max_json_depth)
     except ValueError as error:
         res = Response(production=production)
         res.bad_request({"error": "the request body is not valid", "details": str(error)})
@@ -111,16 +111,24 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
     return response
 
 
-async def _body() -> Any:
+async def _body(max_depth: int) -> Any:
+    """The request body, parsed: JSON (at most ``max_depth`` levels deep) or form fields.
+
+    ``ValueError`` says why a body cannot be used (answered 400); a body past ``http.max_body_size``
+    never gets here (quart answers 413).
+    """
     content_type = request.mimetype
     data = await request.get_data()
     if not data:
         return {}
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            return orjson.loads(data)
+            parsed = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise ValueError(f"invalid JSON: {error}") from None
+        if nested_deeper_than(parsed, max_depth):
+            raise ValueError(f"the JSON is nested more than {max_depth} levels deep (http.max_json_depth)")
+        return parsed
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form
         return {key: values[0] if len(values) == 1 else values for key, values in form.lists()}
