@@ -27,7 +27,6 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote
 
@@ -44,8 +43,10 @@ __all__ = ["MemoryStore", "Session", "SessionStore", "SessionStoreUnavailable", 
 
 log = logging.getLogger("trisails.web")
 
-#: How many Cookie headers :meth:`Sessions.sid_in` remembers the session id of.
+#: How many session cookie values :meth:`Sessions.sid_in` remembers the checked session id of.
 SID_CACHE_SIZE = 4096
+#: A session cookie value longer than this is checked but not remembered: ours are about 80 characters.
+SID_CACHE_MAX_VALUE = 200
 
 #: The shortest session secret production accepts: 32 characters, so it cannot be guessed or searched
 #: for (a token from ``secrets.token_urlsafe(32)`` has 43).
@@ -180,29 +181,26 @@ class Sessions:
     def sid_in(self, cookie_header: str | None) -> str | None:
         """The signed session id in a ``Cookie`` header, if there is a valid one.
 
-        A socket sends the same header with every request, so answers are remembered (a few thousand
-        headers at most): parsing and checking the signature again each time was a tenth of a virtual
-        request's cost.
+        A socket sends the same cookie with every request, so checked signatures are remembered: checking
+        again each time was a tenth of a virtual request's cost. They are remembered by the session
+        cookie's value (short), never by the whole header, which a client may fill with kilobytes of
+        other cookies: a few thousand values of at most :data:`SID_CACHE_MAX_VALUE` characters.
         """
         if not cookie_header:
             return None
+        value = cookie_value(cookie_header, self.settings.name)
+        if value is None:
+            return None
         try:
-            return self._known[cookie_header]
+            return self._known[value]
         except KeyError:
             pass
-        if len(self._known) >= SID_CACHE_SIZE:
-            self._known.clear()
-        sid = self._known[cookie_header] = self._parse_sid(cookie_header)
+        sid = self.unsign(value)
+        if len(value) <= SID_CACHE_MAX_VALUE:
+            if len(self._known) >= SID_CACHE_SIZE:
+                self._known.clear()
+            self._known[value] = sid
         return sid
-
-    def _parse_sid(self, cookie_header: str) -> str | None:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except Exception:  # a malformed Cookie header holds no session
-            return None
-        morsel = jar.get(self.settings.name)
-        return self.unsign(morsel.value) if morsel is not None else None
 
     def set_cookie(self, sid: str) -> str:
         """A ``Set-Cookie`` header value carrying ``sid``."""
@@ -276,6 +274,23 @@ class Sessions:
     async def attach(self, req: Request, cookie_header: str | None) -> None:
         """Give ``req`` its session (``req.session``)."""
         req.session = await self.open(cookie_header) if self.enabled else None
+
+
+def cookie_value(cookie_header: str, name: str) -> str | None:
+    """The value of the cookie ``name`` in a ``Cookie`` header (the first, as express reads it), without
+    the double quotes a value may be wrapped in; ``None`` if the header has no such cookie."""
+    target = name + "="
+    start = 0
+    while (found := cookie_header.find(target, start)) >= 0:
+        before = cookie_header[:found].rstrip(" \t")
+        if not before or before.endswith(";"):  # the name itself, not the end of another cookie's name
+            end = cookie_header.find(";", found)
+            value = cookie_header[found + len(target) : end if end >= 0 else None].strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+        start = found + 1
+    return None
 
 
 def new_sid() -> str:
