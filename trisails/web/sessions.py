@@ -11,6 +11,12 @@ The cookie holds only the session id, signed as express-session signs it
 goes on with a new, empty one. The data lives in the store: in memory by default (one process);
 :class:`SessionStore` is the interface another store implements.
 
+Nothing is stored for a session nothing was put in (a visitor, a crawler, a flood of cookieless
+requests cost no memory and no Redis key), and a session emptied by its app is deleted from the store.
+``req.session.regenerate()`` gives the client a new session id (call it when a user logs in, out, or
+changes role); a session that went through it is marked, so the memory store never evicts it to make
+room for sessions that did not.
+
 A client opts out with the handshake header ``nosession`` (no session for the socket at all) or the
 query parameter ``nosession=true`` (no session made at connect time; one is made by the first request
 that stores something), as in Sails.
@@ -58,10 +64,23 @@ class SessionStoreUnavailable(TrisailsError):
     that is not saved, and the failure is logged."""
 
 
+#: The key under which the stored data of a regenerated session says so (removed again when it is loaded).
+REGENERATED_KEY = "__trisails_regenerated"
+_REGENERATED_MARK = b"regenerated: not saved yet"
+
+
 class Session(dict[str, Any]):
     """``req.session``: a dict of JSON-able values, saved after the request if it changed."""
 
-    def __init__(self, sid: str, data: Mapping[str, Any] | None = None, *, new: bool, from_cookie: bool = False) -> None:
+    def __init__(
+        self,
+        sid: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        new: bool,
+        from_cookie: bool = False,
+        regenerated: bool = False,
+    ) -> None:
         super().__init__(data or {})
         self.id = sid
         """The session id (what the cookie carries, signed)."""
@@ -69,13 +88,42 @@ class Session(dict[str, Any]):
         """True until the session has been saved once."""
         self.from_cookie = from_cookie
         """Whether the client sent this session's cookie (if not, the response must give it one)."""
+        self.regenerated = regenerated
+        """Whether this session was made by :meth:`regenerate` (at a login, say): the memory store
+        evicts such sessions only after every other one."""
         self._saved = _fingerprint(self)
+        self._retired: list[str] = []
         self.unavailable = False
         """True when the store could not be reached: this is a stand-in, and it is not saved."""
 
     @property
     def changed(self) -> bool:
         return _fingerprint(self) != self._saved
+
+    def regenerate(self, *, keep: bool = False) -> None:
+        """Give the client a new session id and forget the old one, as express-session's
+        ``req.session.regenerate()`` does: call it when a user logs in, logs out or changes role.
+
+        Whoever knew the old id (a cookie planted in the victim's browser before the login, one read
+        from a log) then holds nothing. The session is emptied, as in express-session, unless ``keep``
+        (a visitor's cart that should survive the login). The old session is deleted from the store and
+        the new cookie goes out with the response when the request ends. Over a socket the new id is
+        the socket's from then on, but a browser only gets a new cookie from an HTTP answer: regenerate
+        in an HTTP request (a login form, a ``fetch``).
+        """
+        if not self.new or self.from_cookie:
+            self._retired.append(self.id)
+        self.id = new_sid()
+        if not keep:
+            self.clear()
+        self.new = True
+        self.from_cookie = False
+        self.regenerated = True
+        self._saved = _REGENERATED_MARK
+
+    def _stored(self) -> dict[str, Any]:
+        """What the store keeps: the data, and whether the session was regenerated."""
+        return {**self, REGENERATED_KEY: True} if self.regenerated else dict(self)
 
     def _mark_saved(self) -> None:
         self._saved = _fingerprint(self)
@@ -103,35 +151,42 @@ class SessionStore(Protocol):
 
 class MemoryStore:
     """Sessions in this process's memory: the default, for one process. Idle sessions expire after
-    ``session.max_age``, and past ``limit`` sessions the least recently used ones go first."""
+    ``session.max_age``. Past ``limit`` sessions, the least recently used go first, but a session that
+    was regenerated (a login) goes only when no other is left: a flood of anonymous sessions never logs
+    a user out."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._regenerated: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self.limit = limit
 
     async def load(self, sid: str) -> dict[str, Any] | None:
-        entry = self._data.get(sid)
+        tier = self._regenerated if sid in self._regenerated else self._data
+        entry = tier.get(sid)
         if entry is None:
             return None
         expires, data = entry
         if expires < time.monotonic():
-            del self._data[sid]
+            del tier[sid]
             return None
-        self._data.move_to_end(sid)
+        tier.move_to_end(sid)
         loaded: dict[str, Any] = orjson.loads(data)
         return loaded
 
     async def save(self, sid: str, data: dict[str, Any], ttl: float) -> None:
-        self._data[sid] = (time.monotonic() + ttl, orjson.dumps(data, default=str))
-        self._data.move_to_end(sid)
-        while len(self._data) > self.limit:
-            self._data.popitem(last=False)
+        tier, other = (self._regenerated, self._data) if data.get(REGENERATED_KEY) is True else (self._data, self._regenerated)
+        other.pop(sid, None)
+        tier[sid] = (time.monotonic() + ttl, orjson.dumps(data, default=str))
+        tier.move_to_end(sid)
+        while len(self) > self.limit:
+            (self._data or self._regenerated).popitem(last=False)
 
     async def destroy(self, sid: str) -> None:
         self._data.pop(sid, None)
+        self._regenerated.pop(sid, None)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + len(self._regenerated)
 
 
 class Sessions:
@@ -148,6 +203,8 @@ class Sessions:
             secret = secrets.token_urlsafe(32)
             log.debug("no session secret configured: using a random one, so sessions end when the process does")
         self._key = secret.encode()
+        # a key of its own for CSRF tokens, so a token is never also a valid cookie signature
+        self._csrf_key = hmac.new(self._key, b"trisails csrf tokens", hashlib.sha256).digest()
         self._known: dict[str, str | None] = {}
         self._failing = False
         self.store: SessionStore = store if store is not None else MemoryStore()
@@ -173,6 +230,13 @@ class Sessions:
         except UnicodeEncodeError:  # a lone surrogate: not text anyone could have signed
             return None
         return sid if sid and hmac.compare_digest(given, expected) else None
+
+    def csrf_token(self, sid: str) -> str:
+        """The CSRF token of the session ``sid``: derived from the id with the secret, so it needs nothing
+        stored (a cookieless ``GET /csrfToken`` costs the server nothing), cannot be made without the
+        secret, and changes when the session id does (``regenerate()``)."""
+        digest = hmac.new(self._csrf_key, sid.encode("utf-8"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def _signature(self, sid: str) -> str:
         digest = hmac.new(self._key, sid.encode("utf-8"), hashlib.sha256).digest()
@@ -234,7 +298,8 @@ class Sessions:
                 return session
             self._store_recovered()
             if data is not None:
-                return Session(sid, data, new=False, from_cookie=True)
+                regenerated = data.pop(REGENERATED_KEY, False) is True
+                return Session(sid, data, new=False, from_cookie=True, regenerated=regenerated)
             # signed by us, but expired or from before a restart: the same id starts afresh
             return Session(sid, new=True, from_cookie=True)
         return Session(new_sid(), new=True)
@@ -243,15 +308,22 @@ class Sessions:
         """Save ``session`` if it changed (or always, with ``rolling``), and say whether the response
         must carry its cookie: when the client did not send it, or to renew its ``Max-Age``.
 
-        A new session that holds nothing is not stored, but its cookie still goes out, so that the
-        page's socket shares the session the page's later requests fill (as Sails does).
+        A session that holds nothing is not stored (one that was, and was emptied, is deleted), but a
+        new one's cookie still goes out, so that the page's socket shares the session the page's later
+        requests fill (as Sails does). The ids a :meth:`Session.regenerate` retired are deleted.
         """
         if session.unavailable:
             return False  # a stand-in is never saved: it would overwrite the real session
         rolling = self.settings.rolling and not (session.new and not session.changed)
-        if session.changed or rolling:
+        if session.changed or rolling or session._retired:
             try:
-                await self.store.save(session.id, dict(session), self.settings.max_age / 1000)
+                while session._retired:
+                    await self.store.destroy(session._retired[-1])
+                    session._retired.pop()
+                if session:
+                    await self.store.save(session.id, session._stored(), self.settings.max_age / 1000)
+                elif not session.new:
+                    await self.store.destroy(session.id)  # emptied (a logout): nothing left to keep
             except SessionStoreUnavailable as error:
                 self._store_failed(f"sessions are not saved: {error}")
                 return not session.from_cookie
