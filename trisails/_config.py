@@ -169,6 +169,12 @@ class BlueprintSettings:
     """A socket that finds records also joins the model's class room, and hears ``created``."""
     mirror: bool = False
     """Send a socket the messages about its own changes too (Sails leaves the requester out)."""
+    association_policies: bool = True
+    """Apply the associated model's policies wherever a blueprint reads or changes its records through
+    another model: ``GET /user/1/pets`` and ``?populate=pets`` need ``pet/find``; ``PUT`` and ``DELETE
+    /user/1/pets/2``, ``PUT /user/1/pets`` and a create or update with ``"pets": [1, 2]`` need
+    ``pet/update``. Sails applies only the parent's policies (``pet: {"*": False}`` still lets
+    ``/user/1/pets`` through); ``False`` restores that."""
     default_limit: int = 30
     """How many records ``GET /user`` answers when the request sets no ``limit``."""
     max_limit: int = 1_000
