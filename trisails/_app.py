@@ -48,7 +48,7 @@ from .sockets import Sockets
 from .web import http, virtual
 from .web.policies import Policies, Policy
 from .web.security import TOKEN_PATH, grant_csrf_token
-from .web.sessions import MemoryStore, Sessions, SessionStore
+from .web.sessions import MIN_SECRET_LENGTH, MemoryStore, Sessions, SessionStore
 from .web.router import Action, Router
 
 __all__ = ["App"]
@@ -264,6 +264,7 @@ class App:
             backlog=http_settings.backlog,
             max_message_size=self.settings.sockets.max_payload,
         )
+        self.http.config["MAX_CONTENT_LENGTH"] = http_settings.max_body_size
         stop_serving = trio.Event()
         try:
             async with trio.open_nursery() as root:
@@ -381,10 +382,17 @@ class App:
         if not self.settings.production:
             return
         problems = []
-        if self.settings.session.enabled and not Sessions(self.settings.session).has_secret:
+        sessions = Sessions(self.settings.session)
+        if self.settings.session.enabled and not sessions.has_secret:
             problems.append(
                 "a session secret: set secret in config/session.py or TRISAILS_SESSION_SECRET (a long random "
                 "string, the same on every process), or turn sessions off (session.enabled = False)"
+            )
+        elif self.settings.session.enabled and sessions.secret_too_short:
+            problems.append(
+                f"a session secret of at least {MIN_SECRET_LENGTH} characters (the one set is shorter, so it could "
+                "be guessed): make one with python -c \"import secrets; print(secrets.token_urlsafe(48))\" and set "
+                "it in TRISAILS_SESSION_SECRET or secret in config/session.py"
             )
         sockets = self.settings.sockets
         if not sockets.only_allow_origins and sockets.before_connect is None:

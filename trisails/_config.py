@@ -83,9 +83,13 @@ class SocketSettings:
     session (a dict, saved afterwards if it changed; ``None`` when sessions are off for the socket)."""
     max_connections: int = 20_000
     """Engine.IO sessions this process holds at most; a new client past it gets 503."""
-    max_connections_per_ip: int = 0
-    """Sessions one IP address may hold (0: no limit, the default, since behind a proxy or a NAT every
-    client can share one address); a client past it gets 429."""
+    max_connections_per_ip: int = 1_000
+    """Engine.IO sessions one IP address may hold at once; a client past it gets 429 (0: no limit).
+
+    On by default so that one address flooding handshakes cannot take every slot of
+    :attr:`max_connections`. 1,000 is more than an office behind one NAT holds (a few hundred people with
+    a few tabs each). Behind a reverse proxy every client has the proxy's address: raise it, or set 0 and
+    let the proxy limit clients."""
     request_rate: float = 100.0
     """Virtual requests per second one socket may make, on average; past it (and the burst) a request is
     answered ``429 "Too Many Requests"`` without running, and the socket stays connected."""
@@ -165,8 +169,19 @@ class BlueprintSettings:
     """A socket that finds records also joins the model's class room, and hears ``created``."""
     mirror: bool = False
     """Send a socket the messages about its own changes too (Sails leaves the requester out)."""
+    association_policies: bool = True
+    """Apply the associated model's policies wherever a blueprint reads or changes its records through
+    another model: ``GET /user/1/pets`` and ``?populate=pets`` need ``pet/find``; ``PUT`` and ``DELETE
+    /user/1/pets/2``, ``PUT /user/1/pets`` and a create or update with ``"pets": [1, 2]`` need
+    ``pet/update``. Sails applies only the parent's policies (``pet: {"*": False}`` still lets
+    ``/user/1/pets`` through); ``False`` restores that."""
     default_limit: int = 30
     """How many records ``GET /user`` answers when the request sets no ``limit``."""
+    max_limit: int = 1_000
+    """The most records a find (or a populate route) answers, whatever ``limit`` the request sets: a
+    larger ``limit`` is lowered to it (clamped, not refused, so a client asking for "everything" still
+    gets an answer), and so is :attr:`default_limit` if it is larger. Without it, a few clients reading
+    ``?limit=100000`` slow every other request."""
 
     def validate(self) -> None:
         for name in ("prefix", "rest_prefix"):
@@ -175,6 +190,8 @@ class BlueprintSettings:
                 raise ConfigError(f"blueprints.{name} must start with '/' and not end with one, like '/api'; got {value!r}")
         if self.default_limit < 1:
             raise ConfigError(f"blueprints.default_limit must be at least 1, got {self.default_limit!r}")
+        if self.max_limit < 1:
+            raise ConfigError(f"blueprints.max_limit must be at least 1, got {self.max_limit!r}")
 
 
 @dataclass
@@ -270,6 +287,23 @@ class HttpSettings:
     backlog: int = 1024
     """Connections the kernel may hold waiting to be accepted. hypercorn's 100 overflowed when thousands
     of clients (re)connected at once, and some of them failed; the kernel caps it at ``somaxconn``."""
+    max_body_size: int = 1_000_000
+    """The largest HTTP request body in bytes (JSON, a form, anything an action receives); a larger one
+    is answered ``413`` without being read. Bodies are read whole into memory before the action runs,
+    so this bounds what one request may cost. Raise it for an app that takes uploads."""
+    max_json_depth: int = 32
+    """How deeply lists and objects may nest in a JSON body over HTTP, and in a virtual request's
+    ``data``, ``params`` and ``headers``; deeper is answered ``400`` (a parse error over a socket)
+    before any action or blueprint sees it."""
+    assets_symlinks_outside: bool = False
+    """Serve files that symlinks in ``assets/`` point to outside ``assets/``. Off by default: a link
+    to ``/etc`` or to the app's own folder would publish it. Links within ``assets/`` always work."""
+
+
+    def validate(self) -> None:
+        for name in ("max_body_size", "max_json_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"http.{name} must be at least 1, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -294,6 +328,7 @@ class Settings:
         if self.environment not in ("development", "production"):
             raise ConfigError(f"environment must be 'development' or 'production', got {self.environment!r}")
         self.sockets.validate()
+        self.http.validate()
         self.blueprints.validate()
         self.datastores.validate()
         self.session.validate()

@@ -179,3 +179,41 @@ async def test_a_page_brings_its_session_cookie_so_its_socket_shares_the_session
         async with connect(url, headers={"cookie": cookie}) as socket:
             assert (await socket.get("/chat/setsess"))[0] == {"counter": 1}
         assert (await browser.get("/chat/setsess", headers={"cookie": cookie})).json() == {"counter": 2}
+
+
+async def test_production_refuses_a_session_secret_anyone_could_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator lifts with --prod and a one-character secret (in the settings, or the environment):
+    the app refuses to lift, and says how long a secret must be and how to make one."""
+    from tests.support.settings import production_settings
+
+    settings = production_settings()
+    settings.session.secret = "x"
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        async with counter_app(settings).lifted():
+            pass
+    settings.session.secret = ""
+    monkeypatch.setenv("TRISAILS_SESSION_SECRET", "s" * 31)
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        async with counter_app(settings).lifted():
+            pass
+    monkeypatch.setenv("TRISAILS_SESSION_SECRET", "s" * 32)
+    async with counter_app(settings).lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/chat/setsess")).json() == {"counter": 1}
+
+
+async def test_big_cookie_headers_do_not_fill_the_servers_memory() -> None:
+    """An attacker sends request after request, each with kilobytes of made-up cookies next to one
+    session cookie (or none). The server remembers checked session cookies by their value, not by the
+    whole header, so what it keeps stays a few hundred bytes, and the session still works."""
+    app = counter_app()
+    async with app.lifted() as url, httpx.AsyncClient(base_url=url) as http:
+        cookie = session_cookie(await http.get("/chat/setsess"))
+        for n in range(200):
+            junk = f"junk{n}=" + "x" * 8_000
+            response = await http.get("/chat/peek", headers={"cookie": f"{junk}; {cookie}"})
+            assert response.json() == {"session": {"counter": 1}}
+            await http.get("/chat/peek", headers={"cookie": junk})  # no session cookie at all
+        remembered = app.sessions._known
+        assert sum(len(key) for key in remembered) < 1_000, len(remembered)
+        async with connect(url, headers={"cookie": f"{'y' * 8_000}=1; {cookie}"}) as socket:
+            assert (await socket.get("/chat/setsess"))[0] == {"counter": 2}

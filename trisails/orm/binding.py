@@ -564,7 +564,10 @@ def _unique_detail(text: str) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested deeper than the interpreter recurses (only code can build one)
+        text = "<a value nested too deeply to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

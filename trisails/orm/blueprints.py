@@ -17,6 +17,13 @@ and, when ``blueprints.shortcuts`` is on (in development by default), ``GET /use
 ``/user/:parentid/pets/add/:childid``, ``/user/:parentid/pets/remove/:childid`` and
 ``/user/:parentid/pets/replace``.
 
+Unlike Sails, the associated model's policies apply too (``blueprints.association_policies``): reading
+pets through a user (the populate route, ``?populate=pets``, the pets populated by default) needs
+``pet/find``, and changing which pets a user has (add, remove, replace, ``"pets": [1, 2]`` in a create or
+update) needs ``pet/update``. A refused association that the request named is answered with the
+policy's refusal; one populated only by default is left out of the answer (a to-one association then
+shows the related record's primary key, as with ``populate=false``), and the socket does not watch it.
+
 Every action answers what Sails answers: 200 with the record(s), 404 ``"Not Found"``, or 400 with a
 ``{"code", "details", "message"}`` body naming the parameter at fault. A socket's own change is never
 sent back to it (unless ``blueprints.mirror``); every other subscriber hears it, whether the change came
@@ -26,17 +33,19 @@ over a socket or over HTTP. A controller action named like a blueprint (``api/co
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..web.request import Response
 from .binding import MissingRecord, ModelBinding, _parsed
 from .criteria import Criteria, UsageError, apply, parse_find
 
 if TYPE_CHECKING:
     from .._app import App
     from .._config import BlueprintSettings
-    from ..web.request import Request, Response
+    from ..web.request import Request
     from ..web.router import Router
 
 __all__ = ["ACTIONS", "install"]
@@ -132,13 +141,98 @@ def _values(req: Request, *excluded: str) -> dict[str, Any]:
     return {k: v for k, v in req.all_params().items() if k not in excluded}
 
 
-def _subscribe_deep(req: Request, binding: ModelBinding, records: list[dict[str, Any]]) -> None:
-    """Sails' ``subscribeDeep``, once per record found: watch every associated model, and subscribe to
-    every populated record. Finding no record watches no associated model, as in Sails."""
+async def _refusal(req: Request, child: str, action: str) -> Response | None:
+    """What the policies of ``<child>/<action>`` answer to ``req``, or ``None`` if they let it through.
+
+    They run with ``req.options`` naming the associated model (``model``, ``blueprint``, and ``via``: the
+    model the request went through), so a policy that looks at the model sees the one being read or
+    changed; what they answer goes to a response of its own.
+    """
+    if not req.app.settings.blueprints.association_policies:
+        return None
+    scratch = Response(production=req.app.settings.production)
+    options = req.options
+    req.options = {**options, "model": child, "blueprint": action, "via": options.get("model")}
+    try:
+        allowed = await req.app.policies.check(f"{child}/{action}", req, scratch)
+    finally:
+        req.options = options
+    return None if allowed else scratch
+
+
+def _answer_as(res: Response, refusal: Response) -> None:
+    """Answer with what a policy answered (its status, headers and body)."""
+    res.status_code, res.headers, res.body = refusal.status_code, dict(refusal.headers), refusal.body
+    res.as_json, res.sent = refusal.as_json, True
+
+
+async def _readable(req: Request, res: Response, binding: ModelBinding, populate: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The associations the request may populate, as a ``populate`` tuple; ``None`` when it was refused
+    (``res`` then holds the refusal). Associations named in ``populate`` that the associated model's
+    ``find`` policies refuse refuse the request; those populated by default are left out."""
+    named = populate is not None
+    aliases = populate if populate is not None else tuple(binding.associations)
+    allowed = []
+    for alias in aliases:
+        refusal = await _refusal(req, binding.associations[alias].target, "find")
+        if refusal is None:
+            allowed.append(alias)
+        elif named:
+            _answer_as(res, refusal)
+            return None
+    return tuple(allowed)
+
+
+async def _writable(req: Request, res: Response, binding: ModelBinding, aliases: Any) -> bool:
+    """Whether the request may change the collections ``aliases`` of ``binding`` (the associated model's
+    ``update`` policies); if not, ``res`` holds the refusal."""
+    for alias in aliases:
+        association = binding.associations.get(alias)
+        if association is not None and association.many:
+            refusal = await _refusal(req, association.target, "update")
+            if refusal is not None:
+                _answer_as(res, refusal)
+                return False
+    return True
+
+
+async def _shown(req: Request, binding: ModelBinding, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``record`` (populated) without the associations whose model's ``find`` policies refuse the request:
+    a collection left out, a to-one record replaced by its primary key."""
+    if record is None:
+        return record
+    shown = dict(record)
+    for alias, association in binding.associations.items():
+        if alias in shown and await _refusal(req, association.target, "find") is not None:
+            if association.many:
+                del shown[alias]
+            elif isinstance(shown[alias], dict):
+                shown[alias] = shown[alias].get(binding.models[association.target].pk)
+    return shown
+
+
+def _find_criteria(req: Request, fields: Any, params: dict[str, Any]) -> Criteria:
+    """The criteria of a find or populate request, its ``limit`` clamped to ``blueprints.max_limit``."""
+    settings = req.app.settings.blueprints
+    criteria = parse_find(params, fields, default_limit=settings.default_limit)
+    if criteria.limit is None or criteria.limit > settings.max_limit:
+        log.debug("%s %s: limit lowered to blueprints.max_limit (%d)", req.method, req.path, settings.max_limit)
+        criteria = dataclasses.replace(criteria, limit=settings.max_limit)
+    return criteria
+
+
+def _subscribe_deep(
+    req: Request, binding: ModelBinding, records: list[dict[str, Any]], readable: tuple[str, ...] | None = None
+) -> None:
+    """Sails' ``subscribeDeep``, once per record found: watch every associated model (of those in
+    ``readable``, when given), and subscribe to every populated record. Finding no record watches no
+    associated model, as in Sails."""
     if not req.is_socket or not records:
         return
     auto_watch = req.app.settings.blueprints.auto_watch
     for alias, association in binding.associations.items():
+        if readable is not None and alias not in readable:
+            continue
         other = binding.models[association.target]
         if auto_watch:
             other.pubsub.watch(req)
@@ -171,14 +265,17 @@ def _guarded(action: Callable[[Request, Response], Any]) -> Callable[[Request, R
 async def find(req: Request, res: Response) -> None:
     """``GET /user``: records matching the parameters; the socket is subscribed to each and watches."""
     binding = _binding(req)
-    params = req.all_params()
-    criteria = parse_find(params, binding.fields, default_limit=req.app.settings.blueprints.default_limit)
+    criteria = _find_criteria(req, binding.fields, req.all_params())
+    readable = await _readable(req, res, binding, criteria.populate)
+    if readable is None:
+        return
+    criteria = dataclasses.replace(criteria, populate=readable)
     records = await binding.datastore.run(binding.find_records, criteria)
     if req.is_socket:
         binding.pubsub.subscribe(req, records)
         if req.app.settings.blueprints.auto_watch:
             binding.pubsub.watch(req)
-        _subscribe_deep(req, binding, records)
+        _subscribe_deep(req, binding, records, readable)
     res.ok(records)
 
 
@@ -189,12 +286,15 @@ async def find_one(req: Request, res: Response) -> None:
     pk = binding.parse_id(req.params.get("id"))
     params = req.all_params()
     criteria = parse_find({k: params[k] for k in _OPTIONS if k in params}, binding.fields)
-    record = await binding.datastore.run(binding.one_record, pk, criteria.populate, criteria.select, criteria.omit)
+    readable = await _readable(req, res, binding, criteria.populate)
+    if readable is None:
+        return
+    record = await binding.datastore.run(binding.one_record, pk, readable, criteria.select, criteria.omit)
     if record is None:
         res.not_found()
         return
     binding.pubsub.subscribe(req, [pk])
-    _subscribe_deep(req, binding, [record])
+    _subscribe_deep(req, binding, [record], readable)
     res.ok(record)
 
 
@@ -203,12 +303,15 @@ async def create(req: Request, res: Response) -> None:
     """``POST /user``: a new record from the parameters; watchers hear ``created``."""
     req.rejoin = False  # a reconnecting client must never create the record again
     binding = _binding(req)
-    change = await binding.create(_values(req, "_csrf"))
+    values = _values(req, "_csrf")
+    if not await _writable(req, res, binding, values):
+        return
+    change = await binding.create(values)
     if req.is_socket:
         binding.pubsub.subscribe(req, [change.id])
     binding.pubsub.introduce(change.id)
     binding.pubsub.created(change, _mirror(req))
-    res.ok(change.after)
+    res.ok(await _shown(req, binding, change.after))
 
 
 @_guarded
@@ -219,13 +322,16 @@ async def update(req: Request, res: Response) -> None:
     if req.method == "PUT":
         log.debug("PUT %s: use PATCH to update a record (Sails deprecates PUT for it)", req.path)
     pk = binding.parse_id(req.params.get("id"))
-    change = await binding.update(pk, _values(req, "id", "_csrf"))
+    values = _values(req, "id", "_csrf")
+    if not await _writable(req, res, binding, values):
+        return
+    change = await binding.update(pk, values)
     if change is None:
         res.not_found()
         return
     binding.pubsub.subscribe(req, [pk])
     binding.pubsub.updated(change, _mirror(req))
-    res.ok(change.after)
+    res.ok(await _shown(req, binding, change.after))
 
 
 @_guarded
@@ -240,7 +346,7 @@ async def destroy(req: Request, res: Response) -> None:
         return
     binding.pubsub.destroyed(change, _mirror(req))
     binding.pubsub.retire(pk)
-    res.ok(change.before)
+    res.ok(await _shown(req, binding, change.before))
 
 
 async def _collection(req: Request, res: Response, **how: Any) -> None:
@@ -248,6 +354,8 @@ async def _collection(req: Request, res: Response, **how: Any) -> None:
     binding = _binding(req)
     alias = req.options["alias"]
     pk = binding.parse_id(req.params.get("parentid"), "parentid")
+    if not await _writable(req, res, binding, [alias]):
+        return
     try:
         change = await binding.set_members(pk, alias, **how)
     except MissingRecord:
@@ -262,7 +370,7 @@ async def _collection(req: Request, res: Response, **how: Any) -> None:
         binding.pubsub.subscribe(req, [pk])
         if "add" in how:
             binding.models[binding.associations[alias].target].pubsub.subscribe(req, how["add"])
-    res.ok(change.after)
+    res.ok(await _shown(req, binding, change.after))
 
 
 @_guarded
@@ -303,7 +411,11 @@ async def populate(req: Request, res: Response) -> None:
     child = binding.models[association.target]
     pk = binding.parse_id(req.params.get("parentid"), "parentid")
     params = {k: v for k, v in req.all_params().items() if k not in ("parentid", "populate")}
-    criteria = parse_find(params, child.fields, default_limit=req.app.settings.blueprints.default_limit)
+    criteria = _find_criteria(req, child.fields, params)
+    refusal = await _refusal(req, association.target, "find")
+    if refusal is not None:
+        _answer_as(res, refusal)
+        return
 
     def load() -> tuple[bool, Any]:
         parent = binding.entity.get(**{binding.pk: pk})
@@ -323,8 +435,9 @@ async def populate(req: Request, res: Response) -> None:
     binding.pubsub.subscribe(req, [pk])
     if req.is_socket:
         if req.app.settings.blueprints.auto_watch:  # as subscribeDeep of the parent: every associated model
-            for association_ in binding.associations.values():
-                binding.models[association_.target].pubsub.watch(req)
+            for association_ in binding.associations.values():  # that the request may read
+                if await _refusal(req, association_.target, "find") is None:
+                    binding.models[association_.target].pubsub.watch(req)
         child.pubsub.subscribe(req, value if isinstance(value, list) else [value])
     res.ok(value)
 

@@ -65,6 +65,8 @@ from typing import Any, Literal, NoReturn
 from pony.orm import desc
 
 from .._errors import TrisailsError
+from ..protocol.virtual import MAX_DEPTH as MAX_JSON_DEPTH
+from ..protocol.virtual import nested_deeper_than
 
 __all__ = [
     "MAX_DEPTH",
@@ -689,16 +691,24 @@ def _name_list(raw: Any, parameter: str) -> tuple[str, ...] | None:
     return tuple(names) if names or raw == [] else None
 
 
+_TOO_DEEP = object()
+
+
 def _json(text: str, parameter: str) -> Any:
+    """JSON text a client sent in a parameter, parsed: at most :data:`MAX_JSON_DEPTH` levels deep, as a
+    JSON body may be by default, so what is built from it never recurses without bound."""
     def refuse(constant: str) -> NoReturn:
         raise ValueError(f"{constant} is not JSON")
 
     try:
-        return json.loads(text, parse_constant=refuse)
+        value = json.loads(text, parse_constant=refuse)
     except RecursionError:
-        raise UsageError(parameter, f"Could not parse the provided `{parameter}`: it is nested too deeply.") from None
+        value = _TOO_DEEP
     except ValueError as error:
         raise UsageError(parameter, f"Could not parse the provided `{parameter}` as JSON: {error}.") from None
+    if value is _TOO_DEEP or nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise UsageError(parameter, f"Could not parse the provided `{parameter}`: it is nested too deeply.")
+    return value
 
 
 # --- from normal form to Pony -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "VirtualRequest",
     "VirtualRequestError",
     "js_string",
+    "nested_deeper_than",
     "jwr",
     "parse",
     "parse_error",
@@ -46,6 +47,10 @@ MINIMUM_SDK_VERSION = (0, 11, 0)
 
 #: What Sails assumes when a client sends no version at all (and therefore refuses it).
 ASSUMED_SDK_VERSION = "0.9.0"
+
+#: How deeply the values of a virtual request (its ``data``, ``params`` and ``headers``) may nest, unless
+#: the caller says otherwise: deeper is a parse error, not a RecursionError later.
+MAX_DEPTH = 32
 
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 _MAX_VERSION_LENGTH = 64  # longer is no version; and int() refuses numbers past 4300 digits
@@ -98,15 +103,38 @@ def parse_query(query: str) -> dict[str, Any]:
     return result
 
 
-def parse(verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = None) -> VirtualRequest:
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) holds lists or objects nested more than ``limit`` levels deep.
+
+    ``[]`` and ``{}`` are one level, ``[[1]]`` two. Walked with a stack, not recursion, so a value nested
+    as deep as a JSON parser allows is measured, not a RecursionError.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse(
+    verb: str, envelope: Any, *, forced_headers: dict[str, str] | None = None, max_depth: int = MAX_DEPTH
+) -> VirtualRequest:
     """Validate the envelope of a ``verb`` event and build the request.
 
     ``forced_headers`` come from the socket's handshake and win over the envelope's own (Sails forces the
     handshake ``cookie`` and ``origin``). ``data`` becomes the body for every verb, GET included; the
-    query comes only from the URL. Raises :class:`VirtualRequestError` with the details Sails would give.
+    query comes only from the URL. Values nested more than ``max_depth`` levels (the envelope itself not
+    counted) are refused. Raises :class:`VirtualRequestError` with the details Sails would give.
     """
     if not isinstance(envelope, dict):
         raise VirtualRequestError(f"Could not parse request: expected an object, got {_describe(envelope)}")
+    if nested_deeper_than(envelope, max_depth + 1):
+        raise VirtualRequestError(f"Could not parse request: its values are nested more than {max_depth} levels deep")
     url = envelope.get("url")
     if not url:
         raise VirtualRequestError("No url provided in request: [object Object]")

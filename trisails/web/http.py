@@ -4,6 +4,14 @@ A request the router matches runs its action exactly as a socket request would (
 false). A GET nothing matches is looked up in the app's ``assets/`` folder (``/`` serves
 ``index.html``), then at ``/js/dependencies/sails.io.js``, where trisails serves its own browser client
 unless the app ships a file there itself. Everything else is a 404 ``"Not Found"``.
+
+What ``assets/`` serves is limited to what was put there to be public: a path with a segment that
+starts with a dot (``/.env``, ``/.git/config``) is a 404, except the ``/.well-known/`` folder of
+RFC 8615; and a symlink that leads out of ``assets/`` is a 404 unless ``http.assets_symlinks_outside``
+allows it. Static answers never set a cookie, so a shared cache that keeps one (they are
+``Cache-Control: public``) never hands one session to many clients; the one exception is a page
+(``text/html``), which brings a new visitor its session cookie so that the page's socket shares the
+session, as in Sails, and is therefore sent ``Cache-Control: private, no-cache``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from quart import Response as QuartResponse
 from quart import request, send_file
 from werkzeug.security import safe_join
 
-from ..protocol.virtual import parse_query
+from ..protocol.virtual import nested_deeper_than, parse_query
 from .dispatch import dispatch
 from .request import _UNSET, Request, Response
 from .security import cors_headers, preflight_headers
@@ -67,13 +75,17 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
         static = _static_file(app, request.path)
         if static is not None:
             response = await send_file(static)
-            sessions = app.sessions
-            if sessions.enabled and sessions.sid_in(request.headers.get("cookie")) is None:
-                # a page gets its session cookie with the page, so its socket shares that session
-                response.headers.add("set-cookie", sessions.set_cookie(new_sid()))
+            if response.mimetype == "text/html":
+                # a page: never kept by a shared cache, since it may bring a visitor its own cookie
+                response.headers["cache-control"] = "private, no-cache"
+                response.headers.pop("expires", None)
+                sessions = app.sessions
+                if sessions.enabled and sessions.sid_in(request.headers.get("cookie")) is None:
+                    # a page gets its session cookie with the page, so its socket shares that session
+                    response.headers.add("set-cookie", sessions.set_cookie(new_sid()))
             return response
     try:
-        body = await _body()
+        body = await _body(app.settings.http.max_json_depth)
     except ValueError as error:
         res = Response(production=production)
         res.bad_request({"error": "the request body is not valid", "details": str(error)})
@@ -99,16 +111,24 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
     return response
 
 
-async def _body() -> Any:
+async def _body(max_depth: int) -> Any:
+    """The request body, parsed: JSON (at most ``max_depth`` levels deep) or form fields.
+
+    ``ValueError`` says why a body cannot be used (answered 400); a body past ``http.max_body_size``
+    never gets here (quart answers 413).
+    """
     content_type = request.mimetype
     data = await request.get_data()
     if not data:
         return {}
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            return orjson.loads(data)
+            parsed = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise ValueError(f"invalid JSON: {error}") from None
+        if nested_deeper_than(parsed, max_depth):
+            raise ValueError(f"the JSON is nested more than {max_depth} levels deep (http.max_json_depth)")
+        return parsed
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form
         return {key: values[0] if len(values) == 1 else values for key, values in form.lists()}
@@ -116,19 +136,35 @@ async def _body() -> Any:
 
 
 def _static_file(app: App, path: str) -> Path | None:
+    """The file of ``assets/`` (or the built-in client) that answers ``path``, resolved, or ``None``."""
     candidates = []
-    if app.root is not None:
-        assets = app.root / "assets"
+    assets: Path | None = None
+    if app.root is not None and not _hidden(path):
+        assets = (app.root / "assets").resolve()
         relative = path.lstrip("/") or "index.html"
         joined = safe_join(str(assets), relative)
         if joined is not None:
             candidates += [Path(joined), Path(joined) / "index.html"]
-    if path == CLIENT_PATH:
-        candidates.append(STATIC / "sails.io.js")
     for candidate in candidates:
         if candidate.is_file():
-            return candidate
+            real = candidate.resolve()  # what is sent is the file itself, not a link to it
+            assert assets is not None
+            if real.is_relative_to(assets) or app.settings.http.assets_symlinks_outside:
+                return real
+            log.info("not serving %s: a symlink out of assets/ (http.assets_symlinks_outside is off)", path)
+            return None
+    if path == CLIENT_PATH:
+        return STATIC / "sails.io.js"
     return None
+
+
+def _hidden(path: str) -> bool:
+    """Whether ``path`` names a dotfile or something in a dot folder (``/.env``, ``/.git/config``):
+    never public, whatever ``assets/`` holds. ``/.well-known/`` is public by definition (RFC 8615)."""
+    segments = path.split("/")
+    if len(segments) > 2 and segments[1] == ".well-known":
+        segments = segments[2:]
+    return any(segment.startswith(".") for segment in segments)
 
 
 def _to_http(res: Response) -> QuartResponse:

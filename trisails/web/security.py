@@ -6,7 +6,9 @@ changes something (any verb but GET, HEAD and OPTIONS), over HTTP or over a sock
 session's token in an ``x-csrf-token`` header or a ``_csrf`` parameter; without it the answer is
 ``403 "Forbidden"`` and the action never runs. The token comes from ``GET /csrfToken`` over HTTP only:
 a socket asking gets 400 (404 in production), since a socket opened by another site's page would
-otherwise read it.
+otherwise read it. The token is an HMAC of the session id under the app's secret: nothing is stored to
+hand one out, so a flood of cookieless ``GET /csrfToken`` costs no memory, and it changes with the
+session id (``req.session.regenerate()``).
 
 CORS (for plain HTTP). ``security.cors_allow_origins`` lists the other sites whose pages may read your
 HTTP responses; trisails answers their preflight ``OPTIONS`` requests and adds the
@@ -16,7 +18,6 @@ HTTP responses; trisails answers their preflight ``OPTIONS`` requests and adds t
 from __future__ import annotations
 
 import hmac
-import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,10 +35,16 @@ def csrf_ok(req: Request) -> bool:
     """Whether ``req`` may run under CSRF protection: a safe verb, or the session's token sent along."""
     if req.method in SAFE_METHODS:
         return True
-    if req.session is None or _SECRET_KEY not in req.session:
+    if req.session is None:
         return False
     sent = req.headers.get("x-csrf-token") or req.param("_csrf")
-    return isinstance(sent, str) and hmac.compare_digest(sent, req.session[_SECRET_KEY])
+    if not isinstance(sent, str) or not sent.isascii():
+        return False
+    if hmac.compare_digest(sent, req.app.sessions.csrf_token(req.session.id)):
+        return True
+    # a token handed out before tokens were derived (kept in the session) stays good for its session
+    legacy = req.session.get(_SECRET_KEY)
+    return isinstance(legacy, str) and legacy.isascii() and hmac.compare_digest(sent, legacy)
 
 
 def grant_csrf_token(req: Request, res: Response) -> None:
@@ -53,7 +60,7 @@ def grant_csrf_token(req: Request, res: Response) -> None:
     if req.session is None:
         res.server_error("CSRF protection needs sessions: turn session.enabled back on")
         return
-    token = req.session.setdefault(_SECRET_KEY, secrets.token_urlsafe(24))
+    token = req.app.sessions.csrf_token(req.session.id)  # nothing is put in the session: nothing stored
     res.set("cache-control", "no-store")
     res.ok({"_csrf": token})
 

@@ -109,7 +109,9 @@ class _Requests:
             forced = {"cookie": self.cookie} if self.cookie is not None else {}
             if "origin" in socket.handshake.headers:
                 forced["origin"] = socket.handshake.headers["origin"]
-            request = virtual.parse(verb, args[0] if args else None, forced_headers=forced)
+            request = virtual.parse(
+                verb, args[0] if args else None, forced_headers=forced, max_depth=app.settings.http.max_json_depth
+            )
             if not self.sdk_ok:
                 raise virtual.VirtualRequestError(virtual.old_sdk_details(_sdk_version(socket)))
         except virtual.VirtualRequestError as error:

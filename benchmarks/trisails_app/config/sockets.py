@@ -9,3 +9,4 @@ ping_timeout = int(_os.environ.get("BENCH_PING_TIMEOUT", "60000"))
 request_rate = 1e6
 request_burst = 1_000_000
 max_connections = 30_000
+max_connections_per_ip = 0  # every benchmark client comes from 127.0.0.1
