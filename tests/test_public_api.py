@@ -23,7 +23,7 @@ def test_every_public_name_is_exported_on_purpose_and_documented() -> None:
 
 
 def test_internals_stay_internal() -> None:
-    public_modules = {"trisails", "trisails.client", "trisails.protocol", "trisails.sockets"}
+    public_modules = {"trisails", "trisails.client", "trisails.protocol", "trisails.sockets", "trisails.testing"}
     for name in list(sys.modules):
         if name.startswith("trisails.") and name not in public_modules:
             last = name.rsplit(".", 1)[1]

@@ -18,7 +18,7 @@ server), stops accepting, lets in-flight requests finish within ``http.graceful_
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -247,11 +247,14 @@ class App:
         host: str | None = None,
         port: int | None = None,
         *,
+        listeners: Sequence[trio.abc.Listener[Any]] | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve the app until :meth:`lower` is called; ``task_status.started`` gets the base URL.
 
-        Use it with ``await nursery.start(app.lift)``, or :meth:`lifted` as a context manager.
+        Use it with ``await nursery.start(app.lift)``, or :meth:`lifted` as a context manager. With
+        ``listeners`` (trio listeners, such as :class:`trisails.testing.MemoryListener`) the app serves
+        those instead of opening ``host:port``.
         """
         if self._lower_requested is not None:
             raise ConfigError("this App is already lifted; lower it before lifting it again")
@@ -308,6 +311,7 @@ class App:
                         compression=self.settings.sockets.compression,
                         shutdown_trigger=stop_serving.wait,
                         requests_done=self._http_requests.wait_idle,
+                        listeners=listeners,
                     )
                 )
                 log.info("trisails app lifted on %s", self.url)

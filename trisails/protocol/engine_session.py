@@ -209,7 +209,7 @@ class EngineSession:
         if self._ping_at is not None and now >= self._ping_at:
             self._ping_at = None
             self._pong_due = now + self._ping_timeout
-            self.send(_PING)
+            self._send_heartbeat(_PING)
 
     # ----------------------------------------------------------------------------------------- receiving
     def receive(self, packet: eio.Packet, now: float) -> str | bytes | None:
@@ -228,7 +228,7 @@ class EngineSession:
                 self.protocol_error("invalid heartbeat direction")
                 return None
             self._silent_at = now + self._ping_interval + self._ping_timeout
-            self.send(Envelope.of(eio.Packet(eio.PacketType.PONG, packet.data)) if packet.data else _PONG)
+            self._send_heartbeat(_PONG)  # a bare "3", as engine.io answers
         elif kind is eio.PacketType.PONG:
             if self.revision == 3:
                 self.protocol_error("invalid heartbeat direction")
@@ -292,6 +292,12 @@ class EngineSession:
         self._queue.append(envelope)
         return True
 
+    def _send_heartbeat(self, envelope: Envelope) -> None:
+        """Queue a ping or pong: it may take one slot past the bound, since dropping it (or closing for
+        it) would turn a slow client into a dead one; past that the client is not reading anyway."""
+        if len(self._queue) <= self._max_queue:
+            self._queue.append(envelope)
+
     @property
     def queued(self) -> int:
         """How many envelopes wait for a transport: how far behind this client is."""
@@ -337,8 +343,8 @@ class EngineSession:
     def answer_poll(self) -> list[eio.Packet]:
         """The packets that answer the pending GET, once :attr:`poll_ready`; ends the poll.
 
-        A released poll (an upgrade, the client's own close) gets a lone NOOP; a closing session's last
-        poll gets what was queued and a CLOSE, and the session is then over.
+        A released poll (an upgrade, the client's own close) gets a lone NOOP; a closing session's polls
+        get what was queued, then a lone CLOSE, and the session is then over.
         """
         self.poll_pending = False
         if self._release_poll or (self.upgrade is UpgradeState.PROBED and not self._queue):
@@ -425,6 +431,10 @@ class EngineSession:
         self.close_reason = reason
         self.close_code = code
         self._ping_at = self._pong_due = self._silent_at = self._upgrade_due = None
+        # a closing session cannot finish an upgrade: drop the probe, so the next poll gets the CLOSE
+        # rather than a NOOP and no 3probe is owed to a session that is over
+        self.abandon_upgrade()
+        self._probe_answer = False
         if flush:
             if final:
                 self._queue.append(Envelope(final))

@@ -19,7 +19,7 @@ hypercorn 0.18.0; ``tests/app/test_serving.py`` guards the contract.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -178,7 +178,7 @@ class _Server:
             log.info("refused a websocket upgrade: %s", error.reason)
             await websocket.refuse(400, b"Bad request")  # 400 for every malformed upgrade, as engine.io's ws
             return
-        peer = stream.socket.getpeername()
+        peer = stream.socket.getpeername()  # an in-memory stream (trisails.testing) has a stand-in socket
         query = request.query
         parsed_query = dict(parse_qsl(query, keep_blank_values=True))
         handshake = make_handshake(
@@ -216,6 +216,7 @@ async def serve(
     compression: bool,
     shutdown_trigger: Callable[[], Awaitable[None]],
     requests_done: Callable[[float], Awaitable[bool]] | None = None,
+    listeners: Sequence[trio.abc.Listener[Any]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns, then drain gracefully:
@@ -223,18 +224,24 @@ async def serve(
     keep-alive connections are closed at once instead of holding shutdown for ``graceful_timeout``.
 
     ``task_status.started`` receives the base URL (``http://127.0.0.1:PORT``); port 0 picks a free port.
+    Given ``listeners`` (:mod:`trisails.testing`'s in-memory one), serve those instead of opening a port;
+    the URL is then ``memory://``.
     """
     server = _Server(app, config, endpoint, path, compression)
     lifespan = Lifespan(server._wrapped, config, server._state)
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
-        listeners = await trio.open_tcp_listeners(port, host=host, backlog=config.backlog)
-        bound = listeners[0].socket.getsockname()
-        url = f"http://{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"http://[{bound[0]}]:{bound[1]}"
+        if listeners is None:
+            tcp = await trio.open_tcp_listeners(port, host=host, backlog=config.backlog)
+            bound = tcp[0].socket.getsockname()
+            url = f"http://{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"http://[{bound[0]}]:{bound[1]}"
+            listeners = tcp
+        else:
+            url = "memory://"
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
-                accepting.start_soon(partial(trio.serve_listeners, server.handle, listeners, handler_nursery=connections))
+                accepting.start_soon(partial(trio.serve_listeners, server.handle, list(listeners), handler_nursery=connections))  # type: ignore[arg-type]
                 task_status.started(url)
                 await shutdown_trigger()
                 accepting.cancel_scope.cancel()

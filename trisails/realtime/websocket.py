@@ -32,7 +32,9 @@ class StreamWebSocket:
 
     def __init__(self, stream: trio.SocketStream, request: rfc6455.UpgradeRequest, *, max_message_size: int) -> None:
         self._stream = stream
-        self._fd = stream.socket.fileno()
+        self._fd: int | None = stream.socket.fileno()
+        if self._fd < 0:  # a stand-in socket (trisails.testing's in-memory streams): no direct writes
+            self._fd = None
         self._request = request
         self._ws: rfc6455.ServerConnection | None = None
         self._max_message_size = max_message_size
@@ -76,7 +78,7 @@ class StreamWebSocket:
         another write is under way (order), and leaves a broken connection to the next awaited write,
         which notices and closes it.
         """
-        if self.closed or self._send_lock.locked():
+        if self.closed or self._fd is None or self._send_lock.locked():
             return 0
         try:
             return os.write(self._fd, data)
