@@ -31,9 +31,8 @@ import itertools
 from collections import deque
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl
 
 import trio
 
@@ -41,6 +40,7 @@ from .._concurrency import Waiter, call, on_loop
 from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError, RoomLimitReached
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
+from ..protocol.socketio_connection import ConnectRequest, SocketIOConnection
 from ..protocol.engineio import Envelope
 from .connection import Connection, new_id
 from .rooms import Adapter, MemoryAdapter
@@ -619,138 +619,90 @@ class RealtimeServer:
         return _Connection(self, session)
 
 
-@dataclass
-class _Pending:
-    """A namespace connection in progress: packets that arrive meanwhile wait here, in order.
-
-    Acks do not wait: once the socket exists, a connection handler may ``await socket.call(...)``.
-    """
-
-    packets: list[sio.Packet] = field(default_factory=list)
-    socket: Socket | None = None
-
-
 class _Connection:
-    """The Socket.IO side of one Engine.IO session: decodes packets, routes them to namespaces."""
+    """The Socket.IO side of one Engine.IO session: its namespace state machine
+    (:class:`~trisails.protocol.socketio_connection.SocketIOConnection`), driven on trio. It runs each
+    namespace's middleware and connection handlers in the session's nursery and routes packets to the
+    namespace's :class:`Socket`."""
 
     def __init__(self, server: RealtimeServer, session: Connection) -> None:
         self.server = server
         self.session = session
-        self._connect_due: float | None = None
-        self.decoder = sio.Decoder(max_attachments=100)
-        self.sockets: dict[str, Socket] = {}
-        self._pending: dict[str, _Pending] = {}
+        self.state = SocketIOConnection(
+            session.revision, now=trio.current_time(), connect_timeout=server.settings.connect_timeout / 1000
+        )
+        self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
 
     # MessageReceiver ---------------------------------------------------------------------------------
     def on_open(self) -> None:
-        assert self.session.nursery is not None
-        if self.session.revision == 3:
-            # Engine.IO v3 clients (Socket.IO protocol v4) are connected to "/" without asking.
-            self._begin_connect("/", auth={})
-        self._connect_due = trio.current_time() + self.server.settings.connect_timeout / 1000
+        request = self.state.opened()  # Engine.IO v3 clients are connected to "/" without asking
+        if request is not None:
+            self._begin_connect(request)
 
     def next_deadline(self) -> float | None:
-        """When a client that has connected no namespace yet is given up (``sockets.connect_timeout``)."""
-        return self._connect_due
+        return self.state.next_deadline()
 
     def handle_timer(self, now: float) -> None:
-        due = self._connect_due
-        if due is None or now < due:
-            return
-        self._connect_due = None
-        if not self.sockets and not self._pending:
+        if self.state.handle_timer(now):
             log.info("closing session %s: no namespace connected in time", self.session.sid)
             self.session.close("connect timeout", flush=False)
 
     def on_message(self, data: str | bytes) -> None:
-        packet = self.decoder.receive(data)
-        if packet is not None:
-            self._route(packet)
+        result = self.state.receive(data)
+        if result is None:
+            return
+        if isinstance(result, ConnectRequest):
+            self._begin_connect(result)
+            return
+        socket = self.sockets.get(result.namespace)
+        if socket is not None:  # (an ack before the socket exists answers nothing anyone waits for)
+            socket._receive(result)
 
     def on_close(self, reason: str) -> None:
         for socket in list(self.sockets.values()):
             socket._closed(reason)
-        self._pending.clear()
-
-    # routing -----------------------------------------------------------------------------------------
-    def _route(self, packet: sio.Packet) -> None:
-        name = packet.namespace
-        if packet.type is sio.PacketType.CONNECT:
-            if name in self.sockets or name in self._pending:
-                log.debug("session %s: repeated CONNECT for %s ignored", self.session.sid, name)
-                return
-            if self.session.revision == 3:
-                # Socket.IO v4 clients carry no auth payload; socket.io hands the namespace query as auth.
-                auth = dict(parse_qsl(packet.query, keep_blank_values=True))
-            else:
-                auth = packet.data if packet.data is not None else {}
-            if not isinstance(auth, dict):
-                raise ProtocolError("CONNECT payload must be an object")
-            self._begin_connect(name, auth=auth)
-            return
-        if packet.type is sio.PacketType.CONNECT_ERROR:
-            raise ProtocolError("a client may not send CONNECT_ERROR")
-        pending = self._pending.get(name)
-        if pending is not None:
-            if pending.socket is not None and packet.type in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
-                pending.socket._receive(packet)
-            else:
-                pending.packets.append(packet)
-            return
-        socket = self.sockets.get(name)
-        if socket is None:
-            if packet.type is sio.PacketType.DISCONNECT:
-                return
-            raise ProtocolError(f"packet for namespace {name!r}, which this client has not connected")
-        socket._receive(packet)
 
     def forget(self, socket: Socket) -> None:
-        if self.sockets.get(socket.namespace.name) is socket:
-            del self.sockets[socket.namespace.name]
+        """``socket`` has disconnected: its namespace is free again."""
+        name = socket.namespace.name
+        if self.sockets.get(name) is socket:
+            del self.sockets[name]
+            self.state.disconnect(name)
 
     # connecting --------------------------------------------------------------------------------------
-    def _begin_connect(self, name: str, *, auth: dict[str, Any]) -> None:
+    def _begin_connect(self, request: ConnectRequest) -> None:
         assert self.session.nursery is not None
-        self._pending[name] = _Pending()
-        self.session.nursery.start_soon(self._connect, name, auth)
+        self.session.nursery.start_soon(self._connect, request)
 
-    async def _connect(self, name: str, auth: dict[str, Any]) -> None:
+    async def _connect(self, request: ConnectRequest) -> None:
+        name = request.namespace
         namespace = self.server._namespaces.get(name)
         if namespace is None:
-            self._pending.pop(name, None)
-            # socket.io sends this one as an object to clients of both revisions
-            self.session.send(_envelope(sio.Packet(sio.PacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})))
+            self._send(self.state.no_such_namespace(name))
             return
-        socket = Socket(namespace, self, self._socket_id(name), self._handshake(auth))
+        socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
         try:
             for middleware in namespace._middleware:
                 await call(middleware, socket)
         except ConnectionRefused as refusal:
-            self._pending.pop(name, None)
-            self._refuse(name, refusal.message, refusal.data)
+            self._send(self.state.refuse(name, refusal.message, refusal.data))
             return
         except Exception:
             log.exception("connection middleware of %s failed", name)
-            self._pending.pop(name, None)
-            self._refuse(name, "Internal server error", None)
+            self._send(self.state.refuse(name, "Internal server error"))
             return
         if self.session.closed:
             return
         socket.connected = True
         self.sockets[name] = socket
-        self._connect_due = None
         namespace._add(socket)
-        if name in self._pending:
-            self._pending[name].socket = socket
-        payload = None if self.session.revision == 3 else {"sid": socket.id}
-        socket._send(sio.Packet(sio.PacketType.CONNECT, name, payload))
+        self._send(self.state.accept(name, socket.id))
         for handler in namespace._on_connection:
             try:
                 await call(handler, socket)
             except Exception:
                 log.exception("connection handler of %s failed for socket %s", name, socket.id)
-        pending = self._pending.pop(name, _Pending())
-        for packet in pending.packets:
+        for packet in self.state.ready(name):
             if not socket.connected:
                 break
             try:
@@ -759,13 +711,8 @@ class _Connection:
                 self.session.protocol_error(error.reason)
                 return
 
-    def _refuse(self, name: str, message: str, data: Any) -> None:
-        """Send a middleware refusal as socket.io does: v4 clients get ``data`` (or the message), v5 both."""
-        if self.session.revision == 3:
-            payload: Any = data if data is not None else message
-        else:
-            payload = {"message": message} if data is None else {"message": message, "data": data}
-        self.session.send(_envelope(sio.Packet(sio.PacketType.CONNECT_ERROR, name, payload)))
+    def _send(self, packet: sio.Packet) -> None:
+        self.session.send(_envelope(packet))
 
     def _socket_id(self, name: str) -> str:
         if self.session.revision == 3:
