@@ -27,7 +27,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from quart_trio import QuartTrio
 
-from ._config import Settings
+from ._config import Settings, check_redis
 from ._errors import ConfigError
 from ._inflight import InFlight
 from .protocol import engineio as eio
@@ -96,6 +96,7 @@ class App:
         self.bus: RedisBus | None = None
         """The link to the app's other processes while lifted with ``sockets.redis_url``."""
         self._declarations: dict[str, type[Model]] = {}
+        self._checked_models: tuple[type[Model], ...] = ()
         self._blueprints_installed = False
         self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
         self._engine = EngineIOEndpoint(self.io, self.settings.sockets, is_draining=lambda: self.draining)
@@ -152,7 +153,7 @@ class App:
     async def _open_models(self) -> None:
         """Build this lift's Pony entities, connect, map the tables, and set up pub-sub for each model."""
         declarations = list(self._declarations.values())
-        check_relations(declarations)
+        self._check_models()
         datastore = Datastore(self.settings.datastores, root=self.root, production=self.settings.production)
         self.datastore = datastore
         entities = build_entities(datastore.db, declarations)
@@ -162,6 +163,15 @@ class App:
             binding.models = models
             binding.pubsub = PubSub(binding, self.sockets)
         self.models = models
+
+    def _check_models(self) -> None:
+        """Check the model declarations (types, relations, options) without opening the datastore;
+        :class:`~trisails.orm.model.DeclarationError` (a ConfigError) says what to change. Done once for a
+        given set of models: the loader does it before anything opens, the lift only if models changed."""
+        declarations = tuple(self._declarations.values())
+        if declarations != self._checked_models:
+            check_relations(declarations)
+            self._checked_models = declarations
 
     def _close_models(self) -> None:
         if self.datastore is not None:
@@ -335,10 +345,7 @@ class App:
 
     async def _join_cluster(self, nursery: trio.Nursery) -> None:
         """Share rooms, broadcasts and sessions with the app's other processes through Redis."""
-        try:
-            import coredis  # noqa: F401
-        except ImportError:
-            raise ConfigError("sockets.redis_url needs the Redis client: pip install 'trisails[redis]'") from None
+        check_redis(self.settings.sockets.redis_url)
         bus = RedisBus(self.settings.sockets.redis_url, key=self.settings.sockets.redis_key)
         self.bus = bus
         adapters: dict[str, RedisAdapter] = {}

@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
+import traceback
 from pathlib import Path
 
 import trio
 
 from ._app import App
+from ._config import check_redis
 from ._errors import AppLoadError, ConfigError
+from ._startup import format_problem, listen_problem, locate, source_line
 
 DEMO = Path(__file__).parent / "demo"
 
@@ -30,12 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis", default=None, metavar="URL",
         help="share rooms, broadcasts and sessions with other processes through Redis (redis://host:port/db)",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default=None, choices=["debug", "info", "warning", "error"],
+        help="what to log on stderr (default: info); debug also prints the traceback of a startup failure",
+    )
     return parser
 
 
-async def serve_until_signalled(app: App, host: str | None, port: int | None) -> None:
-    """Lift ``app`` and lower it on the first SIGINT or SIGTERM; later signals only say to wait."""
+async def serve_until_signalled(app: App, host: str | None, port: int | None, serving: trio.Event | None = None) -> None:
+    """Lift ``app`` and lower it on the first SIGINT or SIGTERM; later signals only say to wait.
+    ``serving`` is set once the app listens: what fails after that is no startup failure."""
     # What the receiver restores when it closes: once lowered, a late signal must not turn a clean
     # exit into a kill.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -48,6 +56,8 @@ async def serve_until_signalled(app: App, host: str | None, port: int | None) ->
                 nursery.cancel_scope.cancel()  # lowered: stop listening for signals
 
             url = await nursery.start(serve)
+            if serving is not None:
+                serving.set()
             print(f"trisails: serving {app.root or 'the demo app'} on {url} (Ctrl-C to stop)", flush=True)
             log = logging.getLogger("trisails")
             async for signum in signals:
@@ -60,29 +70,82 @@ async def serve_until_signalled(app: App, host: str | None, port: int | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 after a clean stop, 2 for a startup failure)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = (args.log_level or "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    debug = level == "DEBUG"
     folder = Path(args.app_dir) if args.app_dir else DEMO
     try:
         app = App.load(folder, environment="production" if args.prod else None)
+        if args.redis:
+            app.settings.sockets.redis_url = args.redis
+            try:
+                check_redis(args.redis)
+            except ConfigError as error:
+                raise AppLoadError(f"--redis: {error}") from None
     except AppLoadError as error:
-        print(f"trisails: {error}", file=sys.stderr)
-        return 2
-    if args.redis:
-        app.settings.sockets.redis_url = args.redis
+        return _refuse(error, debug)
+    host = args.host or app.settings.http.host
+    port = app.settings.http.port if args.port is None else args.port
+    problem = _port_problem(host, port)
+    if problem is not None:
+        return _refuse(AppLoadError(problem[0], hint=problem[1]), debug)
+    serving = trio.Event()
     try:
-        trio.run(serve_until_signalled, app, args.host, args.port)
-    except (ConfigError, BaseExceptionGroup) as error:  # found at lift: production settings, the datastore
-        problem = _config_error(error)
-        if problem is None:
-            raise
-        print(f"trisails: cannot lift {folder}: {problem}", file=sys.stderr)
-        return 2
+        trio.run(serve_until_signalled, app, args.host, args.port, serving)
+    except Exception as error:  # found at lift: production settings, the datastore, bootstrap, the port
+        if serving.is_set():
+            raise  # not a startup failure: the traceback is the most useful thing to show
+        return _refuse(_lift_failure(error, folder, host, port), debug, cause=error)
     return 0
 
 
-def _config_error(error: BaseException) -> ConfigError | None:
-    """The ConfigError that stopped the lift, unwrapped from the nurseries' exception groups."""
+def _refuse(error: AppLoadError, debug: bool, cause: BaseException | None = None) -> int:
+    """Print ``error`` as the one startup message (the traceback first, with --log-level debug)."""
+    if debug:
+        traceback.print_exception(cause if cause is not None else error, file=sys.stderr)
+    print(format_problem(error), file=sys.stderr)
+    if not debug:
+        print("  (the full traceback: --log-level debug)", file=sys.stderr)
+    return 2
+
+
+def _port_problem(host: str, port: int) -> tuple[str, str] | None:
+    """Whether ``host:port`` can be listened on, tried before the lift opens anything (the database, Redis)."""
+    if port == 0:
+        return None
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return listen_problem(error, host, port)
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return listen_problem(error, host, port)
+    return None
+
+
+def _lift_failure(error: BaseException, folder: Path, host: str, port: int) -> AppLoadError:
+    """What stopped the lift, as one message: a setting, the port, or the app's own code (bootstrap)."""
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
         error = error.exceptions[0]
-    return error if isinstance(error, ConfigError) else None
+    if isinstance(error, AppLoadError):
+        return error
+    if isinstance(error, ConfigError):
+        return AppLoadError(f"cannot lift {folder}: {error}")
+    if isinstance(error, OSError):
+        problem = listen_problem(error, host, port)
+        if problem is not None:
+            return AppLoadError(problem[0], hint=problem[1])
+    file, line = locate(error, folder)
+    return AppLoadError(
+        f"cannot lift {folder}: {type(error).__name__}: {error}",
+        file=file,
+        line=line,
+        excerpt=source_line(file, line) if file and line else None,
+        hint="Fix the error that line raised (config/bootstrap.py runs when the app lifts)." if file else None,
+    )

@@ -302,6 +302,16 @@ class Settings:
             raise ConfigError("security.csrf needs sessions (the token lives in the session): turn session.enabled back on")
 
 
+def check_redis(url: str | None) -> None:
+    """Refuse a Redis URL when the Redis client is not installed (checked before anything is opened)."""
+    if not url:
+        return
+    try:
+        import coredis  # noqa: F401
+    except ImportError:
+        raise ConfigError("sockets.redis_url needs the Redis client: pip install 'trisails[redis]'") from None
+
+
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:
     """Set ``values`` on the settings dataclass ``section``, refusing names it does not have.
 

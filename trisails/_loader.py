@@ -42,8 +42,11 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._config import Settings, apply_section
+from ._config import Settings, apply_section, check_redis
 from ._errors import AppLoadError, ConfigError
+from ._startup import describe_failure, key_line, setting_line, source_line
+from .orm.datastore import check_url
+from .orm.model import DeclarationError
 
 if TYPE_CHECKING:
     from ._app import App
@@ -83,10 +86,12 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         if name == "custom":
             settings.custom.update(_settings_of(module))
         elif name in SECTIONS:
-            try:
-                apply_section(getattr(settings, SECTIONS[name]), _settings_of(module), source=f"config/{name}.py")
-            except ConfigError as error:
-                raise AppLoadError(str(error)) from None
+            path = config_dir / f"{name}.py"
+            for setting, value in _settings_of(module).items():  # one at a time, to point at its line
+                try:
+                    apply_section(getattr(settings, SECTIONS[name]), {setting: value}, source=f"config/{name}.py")
+                except ConfigError as error:
+                    raise _pointing(str(error), path, setting_line(path, setting), "Correct the setting (docs/reference/settings.md lists them all).") from None
         elif name not in HOOKS:
             log.warning("config/%s.py is not a known config file (known: %s); ignored", name, ", ".join(sorted(SECTIONS.keys() | HOOKS)))
     database_url = os.environ.get("TRISAILS_DATABASE_URL")
@@ -99,7 +104,15 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         app = cls(settings, root=folder)
     except ConfigError as error:
         raise AppLoadError(f"{folder}: {error}") from None
+    _check_drivers(app, config_dir)
     _load_models(app, folder / "api" / "models", package)
+    try:
+        app._check_models()
+    except DeclarationError as error:
+        file, line = error.at if error.at is not None else (None, None)
+        raise AppLoadError(
+            str(error), file=file, line=line, excerpt=source_line(file, line) if file and line else None, hint=error.hint
+        ) from None
     _load_controllers(app, folder / "api" / "controllers", package)
     _load_policies(app, folder / "api" / "policies", package)
     policies_module = modules.get("policies")
@@ -120,7 +133,8 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             try:
                 app.route(spec, target)
             except ConfigError as error:
-                raise AppLoadError(f"config/routes.py: {error}") from None
+                path = config_dir / "routes.py"
+                raise _pointing(f"config/routes.py: {error}", path, key_line(path, spec), None) from None
     bootstrap = modules.get("bootstrap")
     if bootstrap is not None:
         hook = getattr(bootstrap, "bootstrap", None)
@@ -128,6 +142,31 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             raise AppLoadError(f"{config_dir / 'bootstrap.py'} must define a function bootstrap(app)")
         app.on_lift(hook)
     return app
+
+
+def _pointing(message: str, path: Path, line: int | None, hint: str | None) -> AppLoadError:
+    """An AppLoadError about ``path`` (at ``line`` when known), with that line as its excerpt."""
+    return AppLoadError(
+        message, file=str(path), line=line, excerpt=source_line(str(path), line) if line else None, hint=hint
+    )
+
+
+def _check_drivers(app: App, config_dir: Path) -> None:
+    """The datastore URL and the drivers the settings need (psycopg2, the Redis client), checked
+    before anything is opened, so a missing one is a clear load error, not a failed lift."""
+    settings = app.settings
+    from_env = bool(os.environ.get("TRISAILS_DATABASE_URL"))
+    try:
+        check_url(settings.datastores.url)
+    except ConfigError as error:
+        path = config_dir / "datastores.py"
+        if from_env or not path.is_file():
+            raise AppLoadError(f"TRISAILS_DATABASE_URL: {error}" if from_env else str(error)) from None
+        raise _pointing(str(error), path, setting_line(path, "url"), None) from None
+    try:
+        check_redis(settings.sockets.redis_url)
+    except ConfigError as error:
+        raise AppLoadError(str(error)) from None
 
 
 def _load_controllers(app: App, folder: Path, package: str) -> None:
@@ -186,7 +225,7 @@ def _load_models(app: App, folder: Path, package: str) -> None:
                 try:
                     app.model(declaration)
                 except ConfigError as error:
-                    raise AppLoadError(f"{path}: {error}") from None
+                    raise _pointing(f"{path}: {error}", path, setting_line(path, declaration.__name__), None) from None
 
 
 def _package(name: str, folder: Path) -> None:
@@ -216,7 +255,8 @@ def _import(name: str, path: Path) -> types.ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise AppLoadError(f"{path} failed to load: {error!r}") from error
+        app_folder = Path(sys.modules[name.split(".")[0]].__path__[0])
+        raise describe_failure(error, path, app_folder) from error
     return module
 
 

@@ -38,7 +38,7 @@ from .model import ModelError
 if TYPE_CHECKING:
     from .._config import DatastoreSettings
 
-__all__ = ["Datastore"]
+__all__ = ["Datastore", "check_url"]
 
 log = logging.getLogger("trisails.orm")
 
@@ -180,8 +180,34 @@ def _tune_sqlite(db: Any, connection: Any) -> None:
     cursor.execute("PRAGMA foreign_keys = ON")
 
 
+def check_url(url: str) -> None:
+    """Refuse a datastore URL trisails cannot use, or whose driver is not installed, touching neither
+    the disk nor the network: an app folder is checked this way before anything is opened."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        rest = url[len("sqlite://") :]
+        if rest not in (":memory:", "/:memory:") and (not rest.startswith("/") or rest == "/"):
+            raise ConfigError(f"datastores.url {url!r}: write sqlite:///relative/file.db or sqlite:////absolute/file.db")
+        return
+    if parts.scheme in ("postgres", "postgresql"):
+        if not parts.path.lstrip("/"):
+            raise ConfigError(f"datastores.url {url!r} names no database: postgres://user@host:5432/DATABASE")
+        try:
+            importlib.import_module("psycopg2")
+        except ImportError as error:
+            raise ConfigError(
+                f"the datastore {parts.scheme}://{parts.hostname or ''}/{parts.path.lstrip('/')} needs the PostgreSQL "
+                f"driver psycopg2, which cannot be imported ({error}); install it with pip install 'trisails[postgres]'"
+            ) from None
+        return
+    raise ConfigError(f"datastores.url {url!r}: trisails knows sqlite:// and postgres:// URLs")
+
+
 def _parse_url(url: str, root: Path | None) -> tuple[str, dict[str, Any], Path | None]:
     """``(pony provider, bind arguments, a scratch folder to remove at close)`` for a datastore URL."""
+    check_url(url)
     if not url:
         if root is None:
             scratch = Path(tempfile.mkdtemp(prefix="trisails-db-"))

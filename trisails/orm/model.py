@@ -27,6 +27,7 @@ any number of apps without global state.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -83,6 +84,9 @@ class Attribute:
         self.py_type = py_type
         self.args = args
         self.kwargs = kwargs
+        caller = sys._getframe(1)
+        self.declared_at: tuple[str, int] = (caller.f_code.co_filename, caller.f_lineno)
+        """Where the attribute is declared (file, line), so a mistake found later can point there."""
 
     @property
     def type_name(self) -> Any:
@@ -299,16 +303,133 @@ class Model:
         return cls.binding().pubsub.publish(ids, data, req)
 
 
+class DeclarationError(ConfigError):
+    """A model declaration the app cannot use: an attribute of a type no column holds, a relation to
+    a model the app does not have or without its other side, an option Pony does not know. Carries
+    where the attribute is declared and what to do, for the one-line startup message."""
+
+    def __init__(self, message: str, *, at: tuple[str, int] | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+        """(file, line) of the attribute's declaration, when the mistake is one attribute's."""
+        self.hint = hint
+        """What to change, in a sentence."""
+
+
+#: The options Pony's attributes take, for the hint that follows a misspelled one.
+KNOWN_OPTIONS = (
+    "default", "unique", "index", "nullable", "column", "sql_type", "sql_default", "size", "max_len",
+    "min", "max", "precision", "scale", "autostrip", "reverse", "cascade_delete", "lazy", "volatile",
+    "py_check", "auto", "table", "optimistic", "fk_name",
+)
+
+
+def _column_types() -> tuple[type, ...]:
+    """The Python types a Pony column can hold (the SQLite and PostgreSQL providers agree on these)."""
+    from datetime import date, datetime, time, timedelta
+    from decimal import Decimal
+    from uuid import UUID
+
+    from pony.orm.ormtypes import Array, Json
+
+    return (str, int, float, bool, Decimal, datetime, date, time, timedelta, UUID, bytes, Json, Array)
+
+
 def check_relations(models: Iterable[type[Model]]) -> None:
-    """Refuse relations to models the app does not have, before Pony gives a less helpful error."""
+    """Check the app's model declarations before any database is opened, so a mistake is one clear
+    :class:`DeclarationError` naming the attribute and its line, not Pony's traceback at lift.
+
+    First the mistakes trisails can name precisely (types, relations), then a dry run of Pony's own
+    mapping on a private in-memory SQLite database for everything else (a misspelled option, say)."""
+    models = list(models)
     by_name = {m.__name__: m for m in models}
-    for model in by_name.values():
+    column_types = _column_types()
+    for model in models:
         for name, attribute in model.attributes.items():
+            where = f"model {model.__name__}.{name}"
             target = attribute.type_name
             if isinstance(attribute, Set) and not isinstance(target, str):
-                raise ConfigError(f"model {model.__name__}.{name}: a Set holds records of another model")
-            if isinstance(target, str) and target not in by_name:
-                known = ", ".join(sorted(by_name)) or "none"
-                raise ConfigError(
-                    f"model {model.__name__}.{name} refers to {target!r}, which is not a model of this app (models: {known})"
+                raise DeclarationError(
+                    f"{where}: a Set holds records of another model, not {_type_name(target)}",
+                    at=attribute.declared_at,
+                    hint='Name the other model (Set("Pet")), or use Optional(Json) for a list of values (from pony.orm import Json).',
                 )
+            if isinstance(target, str):
+                if target not in by_name:
+                    known = ", ".join(sorted(by_name)) or "none"
+                    raise DeclarationError(
+                        f"{where} refers to {target!r}, which is not a model of this app (models: {known})",
+                        at=attribute.declared_at,
+                        hint="Correct the model's name, or declare that model in api/models/ (or app.model() it).",
+                    )
+                _check_other_side(model, name, attribute, by_name[target])
+            elif not (isinstance(target, type) and issubclass(target, column_types)):
+                raise DeclarationError(
+                    f"{where}: {attribute.kind}({_type_name(target)}) is not a type a column can hold",
+                    at=attribute.declared_at,
+                    hint=(
+                        "Use str, int, float, bool, Decimal, datetime, date, time, timedelta, UUID or bytes; "
+                        "for lists and dicts use Json (from pony.orm import Json), for records of another "
+                        'model Set("Other") or Optional("Other").'
+                    ),
+                )
+    _dry_run(models)
+
+
+def _type_name(value: Any) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)
+
+
+def _check_other_side(model: type[Model], name: str, attribute: Attribute, other: type[Model]) -> None:
+    """A relation needs an attribute on the other model pointing back (Pony's rule, for now)."""
+    if "reverse" in attribute.kwargs:
+        return
+    back = [
+        n for n, a in other.attributes.items()
+        if a.type_name == model.__name__ and not (other is model and n == name)
+    ]
+    if back:
+        return
+    suggestion = f'{model.identity}s = Set("{model.__name__}")'
+    raise DeclarationError(
+        f"model {model.__name__}.{name} refers to {other.__name__}, but {other.__name__} has no attribute pointing back",
+        at=attribute.declared_at,
+        hint=(
+            f"Declare the other side on {other.__name__}: {suggestion} "
+            f'(or {model.identity} = Optional("{model.__name__}") for one record).'
+        ),
+    )
+
+
+def _dry_run(models: list[type[Model]]) -> None:
+    """Map the models on a throwaway in-memory database; what Pony refuses becomes a DeclarationError
+    pointing at the attribute its message names."""
+    import re
+
+    from pony import orm
+
+    from .binding import build_entities
+
+    if not models:
+        return
+    db = orm.Database()
+    try:
+        build_entities(db, models)
+        db.bind(provider="sqlite", filename=":memory:")
+        db.generate_mapping(create_tables=False, check_tables=False)
+    except Exception as error:
+        text = str(error)
+        at = None
+        by_name = {m.__name__: m for m in models}
+        for model_name, attr_name in re.findall(r"\b(\w+)\.(\w+)\b", text):
+            attribute = by_name.get(model_name, Model).__dict__.get("attributes", {}).get(attr_name)
+            if attribute is not None:
+                at = attribute.declared_at
+                break
+        hint = None
+        if "unknown option" in text:
+            hint = f"Correct the option's spelling; the options Pony knows: {', '.join(KNOWN_OPTIONS)}."
+        raise DeclarationError(f"the models cannot be mapped: {text}", at=at, hint=hint) from error
+    finally:
+        if db.provider is not None:
+            db.disconnect()
