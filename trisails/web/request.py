@@ -56,6 +56,9 @@ class Request:
         """Route parameters: ``{"id": "7"}`` for ``/user/:id``."""
         self.options: dict[str, Any] = {}
         """Options the route bound to this request (a route target dict's extra keys)."""
+        self.action: str | None = None
+        """The name of the action the request was routed to (``"say/hello"``, ``"user/find"``), as Sails'
+        ``req.options.action``; ``None`` until it is routed, and for a request no route matched."""
         self.rejoin: bool | None = None
         """Whether a reconnecting trisails client should send this request again to get its rooms back:
         ``None`` (the default) when the request joined or left a room, ``False`` never. Writes set it to

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._ratelimit import TokenBucket
 from ..protocol import virtual
-from .dispatch import dispatch
+from .dispatch import dispatch, unsendable
 from .request import _UNSET as _NO_BODY
 from .request import Request
 from .sessions import new_sid
@@ -151,6 +151,5 @@ class _Requests:
         try:
             ack(answer)
         except (TypeError, ValueError) as error:  # a body JSON cannot hold: the client still gets an answer
-            log.error("%s %s: the response body cannot be sent as JSON: %s", req.method, req.url, error)
-            body = "Internal Server Error" if production else f"The response body cannot be sent as JSON: {error}"
-            ack(virtual.jwr(body, {}, 500))
+            failed = unsendable(req, res.body, production=production, error=error)
+            ack(virtual.jwr(failed.body, {}, failed.status_code))
