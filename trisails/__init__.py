@@ -10,6 +10,7 @@ from ._config import DatastoreSettings as DatastoreSettings
 from ._current import NoAppRunning as NoAppRunning
 from ._current import sails as sails
 from ._config import HttpSettings as HttpSettings
+from ._config import LogSettings as LogSettings
 from ._config import SecuritySettings as SecuritySettings
 from ._config import SessionSettings as SessionSettings
 from ._config import Settings as Settings
@@ -57,6 +58,7 @@ __all__ = [
     "EngineIOError",
     "Handshake",
     "HttpSettings",
+    "LogSettings",
     "Model",
     "ModelError",
     "Namespace",

@@ -1,4 +1,4 @@
-"""``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod]``: serve an app folder.
+"""``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod] [--log-level LEVEL]``: serve an app folder.
 
 With no folder it serves the built-in demo app. Ctrl-C or SIGTERM lowers the app cleanly (every socket is
 told, in-flight requests finish) and the process exits 0.
@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from ._app import App
-from ._config import check_redis
+from ._config import LOG_LEVELS, check_redis
 from ._errors import AppLoadError, ConfigError
 from ._startup import format_problem, listen_problem, locate, source_line
 
@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="share rooms, broadcasts and sessions with other processes through Redis (redis://host:port/db)",
     )
     parser.add_argument(
-        "--log-level", default=None, choices=["debug", "info", "warning", "error"],
-        help="what to log on stderr (default: info); debug also prints the traceback of a startup failure",
+        "--log-level", default=None, choices=list(LOG_LEVELS), metavar="LEVEL",
+        help="what to log on stderr: verbose, debug, info, warn, error or silent (default: config/log.py's "
+        "level, else info); debug also prints the traceback of a startup failure",
     )
     return parser
 
@@ -72,9 +73,9 @@ async def serve_until_signalled(app: App, host: str | None, port: int | None, se
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 after a clean stop, 2 for a startup failure)."""
     args = build_parser().parse_args(argv)
-    level = (args.log_level or "info").upper()
+    level = LOG_LEVELS[args.log_level or "info"]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    debug = level == "DEBUG"
+    debug = level <= logging.DEBUG
     folder = Path(args.app_dir) if args.app_dir else DEMO
     try:
         app = App.load(folder, environment="production" if args.prod else None)
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise AppLoadError(f"--redis: {error}") from None
     except AppLoadError as error:
         return _refuse(error, debug)
+    if args.log_level is None:  # the command line wins over config/log.py
+        level = LOG_LEVELS[app.settings.log.level]
+        logging.getLogger().setLevel(level)
+        debug = level <= logging.DEBUG
     host = args.host or app.settings.http.host
     port = app.settings.http.port if args.port is None else args.port
     problem = _port_problem(host, port)

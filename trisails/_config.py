@@ -20,6 +20,7 @@ __all__ = [
     "BlueprintSettings",
     "DatastoreSettings",
     "HttpSettings",
+    "LogSettings",
     "SecuritySettings",
     "SessionSettings",
     "Settings",
@@ -272,6 +273,37 @@ class HttpSettings:
     of clients (re)connected at once, and some of them failed; the kernel caps it at ``somaxconn``."""
 
 
+#: The log levels ``config/log.py`` and ``--log-level`` accept: Sails' names and Python's, mapped to
+#: Python's levels (``verbose`` and ``silly`` are below ``debug``; ``silent`` logs nothing).
+LOG_LEVELS = {
+    "silly": 5,
+    "verbose": 5,
+    "debug": 10,
+    "info": 20,
+    "warn": 30,
+    "warning": 30,
+    "error": 40,
+    "silent": 100,
+}
+
+
+@dataclass
+class LogSettings:
+    """What ``python -m trisails`` logs on stderr (``config/log.py``, as Sails' ``config/log.js``)."""
+
+    level: str = "info"
+    """The least severe level written: ``verbose`` (or ``silly``), ``debug``, ``info``, ``warn``,
+    ``error`` or ``silent``. The command line's ``--log-level`` wins over it. An app lifted in your own
+    code logs through Python's :mod:`logging` as you configure it; this setting is the command's."""
+    access: bool = True
+    """Write an access line for every HTTP and socket request (``trisails.access``, at ``info``):
+    method, path, status, milliseconds, and the socket's id for a socket request."""
+
+    def validate(self) -> None:
+        if self.level not in LOG_LEVELS:
+            raise ConfigError(f"log.level must be one of {', '.join(LOG_LEVELS)}, got {self.level!r}")
+
+
 @dataclass
 class Settings:
     """All of an app's settings."""
@@ -283,6 +315,7 @@ class Settings:
     datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    log: LogSettings = field(default_factory=LogSettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -298,6 +331,7 @@ class Settings:
         self.datastores.validate()
         self.session.validate()
         self.security.validate()
+        self.log.validate()
         if self.security.csrf and not self.session.enabled:
             raise ConfigError("security.csrf needs sessions (the token lives in the session): turn session.enabled back on")
 

@@ -14,6 +14,7 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/datastores.py    settings for app.settings.datastores (url = "postgres://...", migrate = "alter")
       config/session.py       settings for app.settings.session (secret = ..., name = "sails.sid")
       config/security.py      settings for app.settings.security (csrf = True, cors_allow_origins = [...])
+      config/log.py           settings for app.settings.log (level = "debug", access = True)
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       assets/                 static files served at /
@@ -61,6 +62,7 @@ SECTIONS = {
     "datastores": "datastores",
     "session": "session",
     "security": "security",
+    "log": "log",
 }
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
 

@@ -9,6 +9,7 @@ unless the app ships a file there itself. Everything else is a 404 ``"Not Found"
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_PATH", "install"]
 
 log = logging.getLogger("trisails.web")
+access_log = logging.getLogger("trisails.access")
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 CLIENT_PATH = "/js/dependencies/sails.io.js"
@@ -49,6 +51,18 @@ def install(app: App) -> None:
 
 
 async def _handle(app: App) -> QuartResponse:
+    started = time.perf_counter()
+    response = await _respond(app)
+    if app.settings.log.access and access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d %.1fms http %s",
+            request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000,
+            request.remote_addr or "-",
+        )
+    return response
+
+
+async def _respond(app: App) -> QuartResponse:
     production = app.settings.production
     method = request.method
     origin = request.headers.get("origin")
