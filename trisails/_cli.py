@@ -1,6 +1,7 @@
 """``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod] [--log-level LEVEL]``: serve an app folder.
 
-With no folder it serves the built-in demo app. Ctrl-C or SIGTERM lowers the app cleanly (every socket is
+With no folder it serves the current directory when that is an app folder (it has ``api/`` or
+``config/``), else the built-in demo app. Ctrl-C or SIGTERM lowers the app cleanly (every socket is
 told, in-flight requests finish) and the process exits 0.
 """
 
@@ -26,7 +27,10 @@ DEMO = Path(__file__).parent / "demo"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trisails", description="Serve a trisails app folder.")
-    parser.add_argument("app_dir", nargs="?", help="the app folder (default: the built-in demo app)")
+    parser.add_argument(
+        "app_dir", nargs="?",
+        help="the app folder (default: the current directory if it has api/ or config/, else the built-in demo app)",
+    )
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 1337)")
     parser.add_argument("--prod", action="store_true", help="production mode (same as TRISAILS_ENV=production)")
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     level = LOG_LEVELS[args.log_level or "info"]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     debug = level <= logging.DEBUG
-    folder = Path(args.app_dir) if args.app_dir else DEMO
+    folder = Path(args.app_dir) if args.app_dir else _folder_here() or DEMO
     try:
         app = App.load(folder, environment="production" if args.prod else None)
         if args.redis:
@@ -104,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not a startup failure: the traceback is the most useful thing to show
         return _refuse(_lift_failure(error, folder, host, port), debug, cause=error)
     return 0
+
+
+def _folder_here() -> Path | None:
+    """The current directory, when it is an app folder (it has ``api/`` or ``config/``): run inside
+    one, ``python -m trisails`` serves it, as ``sails lift`` does."""
+    here = Path.cwd()
+    return here if (here / "api").is_dir() or (here / "config").is_dir() else None
 
 
 def _refuse(error: AppLoadError, debug: bool, cause: BaseException | None = None) -> int:
