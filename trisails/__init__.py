@@ -25,6 +25,7 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RoomLimitReached as RoomLimitReached
 from ._errors import SocketIOError as SocketIOError
 from ._errors import TrisailsError as TrisailsError
+from .orm.binding import ValidationError as ValidationError
 from .orm.criteria import UsageError as UsageError
 from .orm.model import Model as Model
 from .orm.model import ModelError as ModelError
@@ -83,5 +84,6 @@ __all__ = [
     "Sockets",
     "TrisailsError",
     "UsageError",
+    "ValidationError",
     "sails",
 ]

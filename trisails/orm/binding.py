@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .datastore import Datastore
     from .pubsub import PubSub
 
-__all__ = ["Association", "Change", "Link", "MissingRecord", "ModelBinding", "build_entities"]
+__all__ = ["Association", "Change", "Link", "MissingRecord", "ModelBinding", "ValidationError", "build_entities"]
 
 #: How many records a populated collection holds, as in Sails.
 POPULATE_LIMIT = 30
@@ -438,6 +439,9 @@ class ModelBinding:
                     kwargs[field_.column] = self.models[self.associations[name].target].fetch([value], name, code)[0]
             else:
                 kwargs[field_.column] = self._scalar(attr, name, value, code)
+                attribute = self.declaration.attributes.get(name)
+                if attribute is not None and attribute.rules and kwargs[field_.column] is not None:
+                    _check_rules(name, kwargs[field_.column], attribute.rules, code)
         for column, value in kwargs.items():
             attr = getattr(self.entity, column)
             if value is None and attr.is_required:
@@ -530,6 +534,53 @@ class ModelBinding:
             links.append(Link(alias, added=added, removed=removed, stolen_from=stolen))
         return links
 
+
+
+class ValidationError(UsageError):
+    """A value breaks one of its attribute's validation rules (``is_email``, ``min``, ``is_in``, ...):
+    a 400 whose ``details`` name the attribute and the rule; :attr:`rule` holds the rule's name and
+    :attr:`parameter` the attribute's. Nothing was written, and nothing is published."""
+
+    def __init__(self, attribute: str, rule: str, details: str, *, code: str) -> None:
+        super().__init__(attribute, details, code=code)
+        self.rule = rule
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+
+
+def _check_rules(name: str, value: Any, rules: Mapping[str, Any], code: str) -> None:
+    """Refuse ``value`` for the attribute ``name`` if it breaks one of ``rules``, naming the first it breaks."""
+    for rule, argument in rules.items():
+        broken = None
+        if rule in ("is_email", "is_url") and argument:
+            pattern, what = (_EMAIL, "an email address") if rule == "is_email" else (_URL, "an http(s) URL")
+            if not (isinstance(value, str) and pattern.fullmatch(value)):
+                broken = f"it must be {what}"
+        elif rule == "min" and isinstance(value, (int, float, Decimal)) and value < argument:
+            broken = f"it must be at least {argument}"
+        elif rule == "max" and isinstance(value, (int, float, Decimal)) and value > argument:
+            broken = f"it must be at most {argument}"
+        elif rule == "min_length" and isinstance(value, str) and len(value) < argument:
+            broken = f"it must be at least {argument} characters long"
+        elif rule == "max_length" and isinstance(value, str) and len(value) > argument:
+            broken = f"it must be at most {argument} characters long"
+        elif rule == "is_in" and value not in argument:
+            broken = f"it must be one of {', '.join(repr(v) for v in argument)}"
+        elif rule == "regex" and not (isinstance(value, str) and argument.search(value)):
+            broken = f"it must match {argument.pattern!r}"
+        elif rule == "custom":
+            try:
+                passed = argument(value)
+            except Exception as error:  # a check that raises refuses the value, saying why
+                passed, broken = False, f"the custom check raised {type(error).__name__}: {error}"
+            if not passed and broken is None:
+                broken = f"the custom check {getattr(argument, '__name__', 'custom')} refused it"
+        if broken is not None:
+            raise ValidationError(
+                name, rule, f"{_show(value)} is not a valid value for `{name}`: {broken} (rule `{rule}`).", code=code
+            )
 
 
 @contextmanager

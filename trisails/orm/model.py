@@ -81,6 +81,11 @@ class Attribute:
     kind: ClassVar[str]
 
     def __init__(self, py_type: Any, *args: Any, **kwargs: Any) -> None:
+        for sails_name, name in SAILS_RULE_NAMES.items():
+            if sails_name in kwargs:
+                raise ModelError(f"Sails' validation {sails_name}= is written {name}= in trisails")
+        self.rules: dict[str, Any] = {name: _check_rule(name, kwargs.pop(name)) for name in RULES if name in kwargs}
+        """The validation rules checked on every create and update (``is_email``, ``min``, ...)."""
         self.py_type = py_type
         self.args = args
         self.kwargs = kwargs
@@ -104,6 +109,45 @@ class Attribute:
     def __repr__(self) -> str:
         extra = "".join(f", {a!r}" for a in self.args) + "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.kind}({self.type_name!r}{extra})"
+
+
+#: Sails' attribute validations, in Python's spelling: checked by trisails on create and update, before
+#: anything is written, so a refused value is a 400 naming the attribute and the rule.
+RULES = ("is_email", "is_url", "min", "max", "min_length", "max_length", "is_in", "regex", "custom")
+SAILS_RULE_NAMES = {
+    "isEmail": "is_email",
+    "isURL": "is_url",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "isIn": "is_in",
+}
+
+
+def _check_rule(name: str, value: Any) -> Any:
+    """A rule's argument, checked when the model is declared (a compiled pattern for ``regex``)."""
+    import re
+
+    if name in ("is_email", "is_url"):
+        if not isinstance(value, bool):
+            raise ModelError(f"the rule {name} takes True or False, got {value!r}")
+    elif name in ("min", "max"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ModelError(f"the rule {name} takes a number, got {value!r}")
+    elif name in ("min_length", "max_length"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ModelError(f"the rule {name} takes a whole number of characters, got {value!r}")
+    elif name == "is_in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or not list(value):
+            raise ModelError(f"the rule is_in takes a list of the allowed values, got {value!r}")
+        return tuple(value)
+    elif name == "regex":
+        try:
+            return re.compile(value) if isinstance(value, str) else re.compile(value.pattern, value.flags)
+        except (re.error, AttributeError) as error:
+            raise ModelError(f"the rule regex takes a regular expression, got {value!r} ({error})") from None
+    elif name == "custom" and not callable(value):
+        raise ModelError(f"the rule custom takes a function value -> bool, got {value!r}")
+    return value
 
 
 class Required(Attribute):
@@ -428,7 +472,10 @@ def _dry_run(models: list[type[Model]]) -> None:
                 break
         hint = None
         if "unknown option" in text:
-            hint = f"Correct the option's spelling; the options Pony knows: {', '.join(KNOWN_OPTIONS)}."
+            hint = (
+                f"Correct the option's spelling; the options Pony knows: {', '.join(KNOWN_OPTIONS)}; "
+                f"and trisails' validation rules: {', '.join(RULES)}."
+            )
         raise DeclarationError(f"the models cannot be mapped: {text}", at=at, hint=hint) from error
     finally:
         if db.provider is not None:
