@@ -13,6 +13,7 @@ is the related record's primary key, or the related record itself when populated
 from __future__ import annotations
 
 import base64
+import inspect
 import math
 import re
 import time
@@ -288,13 +289,41 @@ class ModelBinding:
 
     # ---------------------------------------------------------------------------------- writes
     async def create(self, values: Mapping[str, Any]) -> Change:
-        return await self.datastore.run(self.create_record, dict(values))
+        values = dict(values) if isinstance(values, Mapping) else values
+        if isinstance(values, dict):
+            await self._lifecycle("before_create", values)
+        change = await self.datastore.run(self.create_record, values)
+        await self._lifecycle("after_create", change.after)
+        return change
 
     async def update(self, id: Any, values: Mapping[str, Any]) -> Change | None:
-        return await self.datastore.run(self.update_record, self.parse_id(id), dict(values))
+        pk = self.parse_id(id)
+        values = dict(values) if isinstance(values, Mapping) else values
+        if isinstance(values, dict):
+            await self._lifecycle("before_update", values)
+        change = await self.datastore.run(self.update_record, pk, values)
+        if change is not None:
+            await self._lifecycle("after_update", change.after)
+        return change
 
     async def destroy(self, id: Any) -> Change | None:
-        return await self.datastore.run(self.destroy_record, self.parse_id(id))
+        pk = self.parse_id(id)
+        await self._lifecycle("before_destroy", to_json(pk))
+        change = await self.datastore.run(self.destroy_record, pk)
+        if change is not None:
+            await self._lifecycle("after_destroy", change.before)
+        return change
+
+    async def _lifecycle(self, name: str, argument: Any) -> None:
+        """Run the model's lifecycle callback ``name`` (sync or async) if it defines one, on the loop.
+        A ``before_*`` callback may change the values it is given, or raise to refuse the write (a
+        UsageError answers 400); an ``after_*`` one runs after the commit, before anything is published."""
+        callback = getattr(self.declaration, name, None)
+        if callback is None:
+            return
+        result = callback(argument)
+        if inspect.isawaitable(result):
+            await result
 
     async def set_members(
         self, id: Any, alias: str, *, add: list[Any] = (), remove: list[Any] = (), replace: list[Any] | None = None  # type: ignore[assignment]

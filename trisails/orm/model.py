@@ -42,6 +42,9 @@ __all__ = ["Model", "ModelError", "Optional", "PrimaryKey", "Required", "Set"]
 
 T = TypeVar("T")
 
+#: The lifecycle callbacks a model may define, as classmethods (sync or async), as Sails' beforeCreate...
+LIFECYCLE = ("before_create", "after_create", "before_update", "after_update", "before_destroy", "after_destroy")
+
 #: Names a model's attributes may not take: they are the model's own methods, or Pony's.
 RESERVED = frozenset(
     {
@@ -67,6 +70,7 @@ RESERVED = frozenset(
         "table",
         "timestamps",
         "attributes",
+        *LIFECYCLE,
     }
 )
 
@@ -197,6 +201,12 @@ class Model:
             raise ModelError(f"model {cls.__name__}: identity {cls.identity!r} must be a Python identifier")
         cls.timestamps = timestamps
         cls.table = table
+        for name in LIFECYCLE:
+            sails_name = "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))
+            if sails_name in vars(cls):
+                raise ModelError(f"model {cls.__name__}: Sails' {sails_name} is written {name} in trisails")
+            if name in vars(cls) and not callable(getattr(cls, name)):
+                raise ModelError(f"model {cls.__name__}: {name} must be a function (a classmethod, plain or async)")
         declared = {name: value for name, value in vars(cls).items() if isinstance(value, Attribute)}
         for name in declared:
             if name in RESERVED or name.startswith("_"):
@@ -217,6 +227,15 @@ class Model:
         for base in reversed(cls.__mro__[1:]):
             inherited.update(getattr(base, "attributes", {}))
         cls.attributes = {**inherited, **declared}
+
+    # Lifecycle callbacks (Sails' beforeCreate ... afterDestroy): define any of them as classmethods,
+    # plain or async. They run for the blueprints and the Model API alike, never for run().
+    #   before_create(values)   values about to be created: change them in place, or raise to refuse
+    #   after_create(record)    the record created, after the commit
+    #   before_update(values)   the values about to be set (change or refuse, as above)
+    #   after_update(record)    the record as it now is
+    #   before_destroy(id)      the id about to be destroyed (raise to refuse)
+    #   after_destroy(record)   the record as it was
 
     def __init__(self) -> None:
         raise ModelError(
