@@ -1,5 +1,9 @@
 """``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod] [--log-level LEVEL]``: serve an app folder.
 
+Also ``python -m trisails new NAME`` (a new app folder) and ``python -m trisails generate
+model|controller|action|policy NAME`` (a file of an app folder); a folder named like a command is
+served as ``python -m trisails ./new``.
+
 With no folder it serves the current directory when that is an app folder (it has ``api/`` or
 ``config/``), else the built-in demo app. Ctrl-C or SIGTERM lowers the app cleanly (every socket is
 told, in-flight requests finish) and the process exits 0.
@@ -20,13 +24,19 @@ import trio
 from ._app import App
 from ._config import LOG_LEVELS, check_redis
 from ._errors import AppLoadError, ConfigError
-from ._startup import format_problem, listen_problem, locate, source_line
+from ._scaffold import KINDS, ScaffoldError, generate, new_app
+from ._startup import format_problem, listen_problem, locate, show_path, source_line
 
 DEMO = Path(__file__).parent / "demo"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trisails", description="Serve a trisails app folder.")
+    parser = argparse.ArgumentParser(
+        prog="python -m trisails",
+        description="Serve a trisails app folder.",
+        epilog="Other commands: 'python -m trisails new NAME' makes an app folder; 'python -m trisails generate "
+        "model|controller|action|policy NAME' adds to one (each has --help).",
+    )
     parser.add_argument(
         "app_dir", nargs="?",
         help="the app folder (default: the current directory if it has api/ or config/, else the built-in demo app)",
@@ -76,6 +86,11 @@ async def serve_until_signalled(app: App, host: str | None, port: int | None, se
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 after a clean stop, 2 for a startup failure)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "new":
+        return new_command(argv[1:])
+    if argv and argv[0] == "generate":
+        return generate_command(argv[1:])
     args = build_parser().parse_args(argv)
     level = LOG_LEVELS[args.log_level or "info"]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -108,6 +123,64 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not a startup failure: the traceback is the most useful thing to show
         return _refuse(_lift_failure(error, folder, host, port), debug, cause=error)
     return 0
+
+
+def new_command(argv: list[str]) -> int:
+    """``python -m trisails new NAME``: make the app folder NAME (0), or say why not (2)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trisails new",
+        description="Make a new app folder: config/, api/ (a model, a controller), assets/ (a live page) and "
+        "tests/ (a test that lifts the app). An existing, non-empty folder is never written over.",
+    )
+    parser.add_argument("name", help="the folder to create; its last part is the app's name")
+    args = parser.parse_args(argv)
+    target = Path(args.name)
+    try:
+        new_app(target)
+    except ScaffoldError as error:
+        return _scaffold_refused(error)
+    except OSError as error:
+        print(f"trisails: cannot write {target}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"trisails: made the app {target.name} in {show_path(target.resolve())}")
+    print(f"  cd {show_path(target.resolve())} && python -m trisails      # then open http://127.0.0.1:1337/")
+    print("  python -m pytest tests                    # its test lifts it and talks to it")
+    return 0
+
+
+def generate_command(argv: list[str]) -> int:
+    """``python -m trisails generate KIND NAME``: add a model, controller, action or policy to an app folder."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trisails generate",
+        description="Add to an app folder (the current one, or --app): 'model user' writes api/models/user.py; "
+        "'controller user [ACTION ...]' writes api/controllers/user.py; 'action user/sign_up' adds that action "
+        "to its controller (making the file if needed); 'policy is_logged_in' writes api/policies/is_logged_in.py. "
+        "Nothing is ever written over.",
+    )
+    parser.add_argument("kind", choices=KINDS, help="what to generate")
+    parser.add_argument("name", help="its name: user, BlogPost, blog-post; an action is controller/action")
+    parser.add_argument("actions", nargs="*", help="for a controller: the actions it starts with")
+    parser.add_argument("--app", default=".", metavar="DIR", help="the app folder (default: the current directory)")
+    args = parser.parse_args(argv)
+    if args.actions and args.kind != "controller":
+        parser.error(f"only a controller takes a list of actions; {args.kind} takes one NAME")
+    try:
+        written = generate(args.kind, args.name, Path(args.app).resolve(), args.actions)
+    except ScaffoldError as error:
+        return _scaffold_refused(error)
+    except OSError as error:
+        print(f"trisails: cannot write in {args.app}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    for item in written:
+        print(f"trisails: wrote {show_path(item.path)}: {item.what}")
+    return 0
+
+
+def _scaffold_refused(error: ScaffoldError) -> int:
+    print(f"trisails: {error}", file=sys.stderr)
+    if error.hint:
+        print(f"  {error.hint}", file=sys.stderr)
+    return 2
 
 
 def _folder_here() -> Path | None:
