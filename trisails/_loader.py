@@ -17,6 +17,7 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/log.py           settings for app.settings.log (level = "debug", access = True)
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
+      config/env/production.py  sections = dicts over the files above, in that environment only
       assets/                 static files served at /
 
 A config module's settings are its public names (or its ``__all__``); a name the section does not know
@@ -26,6 +27,11 @@ The folder is imported as a package of its own (named after its path, so two app
 module), which lets its modules import each other relatively: ``config/bootstrap.py`` can say
 ``from ..game import Match`` for ``game.py`` at the top of the folder, and a controller
 ``from ..models.user import User``. Each load imports the folder's modules afresh.
+
+``config/env/<environment>.py`` (``development.py`` or ``production.py``, as Sails' ``config/env/``)
+is read after the other config files, for the environment the app loads in: each of its public names is
+a section (``sockets``, ``http``, ``custom``, ...) holding a dict of settings, which win over the
+section's own file: ``sockets = {"only_allow_origins": ["https://example.com"]}``.
 
 The environment variable ``TRISAILS_DATABASE_URL``, when set, overrides ``config/datastores.py``'s
 ``url``, so one app folder can run against SQLite on a laptop and PostgreSQL in production;
@@ -45,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import Settings, apply_section, check_redis
 from ._errors import AppLoadError, ConfigError
-from ._startup import describe_failure, key_line, setting_line, source_line
+from ._startup import describe_failure, dict_key_line, key_line, setting_line, source_line
 from .orm.datastore import check_url
 from .orm.model import DeclarationError
 
@@ -65,6 +71,8 @@ SECTIONS = {
     "log": "log",
 }
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
+#: the environments an app loads in; ``config/env/<name>.py`` overrides settings in one of them
+ENVIRONMENTS = ("development", "production")
 
 
 def load_app(cls: type[App], folder: Path, *, environment: str | None = None) -> App:
@@ -76,7 +84,14 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
     for name in [n for n in sys.modules if n.startswith(package + ".")]:
         del sys.modules[name]  # a fresh load: no module of an earlier load of this folder is reused
     _package(package, folder)
-    settings = Settings(environment=environment or os.environ.get("TRISAILS_ENV", "development"))  # type: ignore[arg-type]
+    chosen = environment or os.environ.get("TRISAILS_ENV") or "development"
+    if chosen not in ENVIRONMENTS:
+        source = "the environment argument" if environment else "TRISAILS_ENV"
+        raise AppLoadError(
+            f"{source} is {chosen!r}; the environments are {' and '.join(ENVIRONMENTS)}",
+            hint="Set TRISAILS_ENV=production (or pass --prod) for production; leave it unset for development.",
+        )
+    settings = Settings(environment=chosen)  # type: ignore[arg-type]
     config_dir = folder / "config"
     modules: dict[str, types.ModuleType] = {}
     if config_dir.is_dir():
@@ -96,6 +111,7 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
                     raise _pointing(str(error), path, setting_line(path, setting), "Correct the setting (docs/reference/settings.md lists them all).") from None
         elif name not in HOOKS:
             log.warning("config/%s.py is not a known config file (known: %s); ignored", name, ", ".join(sorted(SECTIONS.keys() | HOOKS)))
+    _apply_environment(settings, config_dir, package)
     database_url = os.environ.get("TRISAILS_DATABASE_URL")
     if database_url:
         settings.datastores.url = database_url
@@ -144,6 +160,50 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             raise AppLoadError(f"{config_dir / 'bootstrap.py'} must define a function bootstrap(app)")
         app.on_lift(hook)
     return app
+
+
+def _apply_environment(settings: Settings, config_dir: Path, package: str) -> None:
+    """Apply ``config/env/<environment>.py`` over the settings read so far: each public name is a
+    section, its value a dict of that section's settings. Other files in ``config/env/`` are left
+    alone (they are for the other environment), except names no environment has, which are warned of."""
+    env_dir = config_dir / "env"
+    if not env_dir.is_dir():
+        return
+    for other in sorted(env_dir.glob("*.py")):
+        if other.stem not in ENVIRONMENTS and not other.stem.startswith("_"):
+            log.warning(
+                "config/env/%s.py is ignored: the environments are %s (TRISAILS_ENV or --prod picks one)",
+                other.stem, " and ".join(ENVIRONMENTS),
+            )
+    path = env_dir / f"{settings.environment}.py"
+    if not path.is_file():
+        return
+    module = _import(f"{package}.config.env.{settings.environment}", path)
+    where = f"config/env/{settings.environment}.py"
+    sections = sorted(SECTIONS) + ["custom"]
+    for section, values in _settings_of(module).items():
+        if section not in sections:
+            raise _pointing(
+                f"{where}: {section!r} is not a section of the settings; the sections are {', '.join(sections)}",
+                path, setting_line(path, section),
+                "Each name in an environment file is a section holding a dict: sockets = {\"only_allow_origins\": [...]}.",
+            )
+        if not isinstance(values, dict):
+            raise _pointing(
+                f"{where}: {section} must be a dict of settings, like {section} = {{...}}; got {values!r}",
+                path, setting_line(path, section), None,
+            )
+        if section == "custom":
+            settings.custom.update(values)
+            continue
+        for setting, value in values.items():
+            try:
+                apply_section(getattr(settings, SECTIONS[section]), {setting: value}, source=f"{where} {section}")
+            except ConfigError as error:
+                raise _pointing(
+                    str(error), path, dict_key_line(path, section, setting) or setting_line(path, section),
+                    "Correct the setting (docs/reference/settings.md lists them all).",
+                ) from None
 
 
 def _pointing(message: str, path: Path, line: int | None, hint: str | None) -> AppLoadError:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ._errors import AppLoadError
 
-__all__ = ["describe_failure", "format_problem", "key_line", "listen_problem", "locate", "setting_line", "show_path", "source_line"]
+__all__ = ["describe_failure", "dict_key_line", "format_problem", "key_line", "listen_problem", "locate", "setting_line", "show_path", "source_line"]
 
 
 def show_path(path: str | Path) -> str:
@@ -128,6 +128,22 @@ def setting_line(path: Path, name: str) -> int | None:
                 return node.lineno
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             return node.lineno
+    return None
+
+
+def dict_key_line(path: Path, name: str, key: str) -> int | None:
+    """The line of the string ``key`` in the dict literal assigned to ``name`` at the top of ``path``
+    (``sockets = {"ping_interval": ...}`` in an environment file)."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                for k in node.value.keys:
+                    if isinstance(k, ast.Constant) and k.value == key:
+                        return k.lineno
     return None
 
 
