@@ -51,11 +51,11 @@ MISTAKES = {
         {"api/controllers/say.py": "import left_pad_for_python\n"},
         ["No module named 'left_pad_for_python'", "api/controllers/say.py:1)", "pip install left_pad_for_python"],
     ),
-    "a to-one relation without its other side": (
+    "a reverse= naming an attribute the other model does not have": (
         {"api/models/card.py": MODEL_HEAD + "class Member(Model):\n    name = Required(str)\n\n\n"
-         "class Card(Model):\n    title = Required(str)\n    assignee = Optional(Member)\n"},
-        ["model Card.assignee refers to Member, but Member has no attribute pointing back", "api/models/card.py:10)",
-         'cards = Set("Card")'],
+         "class Card(Model):\n    title = Required(str)\n    assignee = Optional(Member, reverse='cards')\n"},
+        ["model Card.assignee has reverse='cards', but Member has no attribute 'cards' pointing back to Card",
+         "api/models/card.py:10)", "leave reverse= out for a one-way association"],
     ),
     "Optional(list)": (
         {"api/models/thing.py": MODEL_HEAD + "class Thing(Model):\n    tags = Optional(list)\n"},

@@ -28,7 +28,7 @@ from uuid import UUID
 from pony import orm
 
 from .criteria import _CONVERTERS, Criteria, Field, UsageError, _json, _value_type, apply, parse_find, parse_where
-from .model import Model, PrimaryKey
+from .model import HIDDEN_REVERSE, Model, PrimaryKey, one_way_relations
 
 if TYPE_CHECKING:
     from .datastore import Datastore
@@ -57,6 +57,8 @@ class Association:
     """The attribute on the other side that points back (``owner``)."""
     via_many: bool
     """Whether that attribute is a collection (many-to-many)."""
+    one_way: bool = False
+    """Declared on this side only: the other side is hidden, and is never told of changes (as in Sails)."""
 
 
 @dataclass
@@ -95,7 +97,15 @@ def now_ms() -> int:
 
 
 def build_entities(db: orm.Database, models: Iterable[type[Model]]) -> dict[str, Any]:
-    """Define a fresh Pony entity on ``db`` for each model; returns them by identity."""
+    """Define a fresh Pony entity on ``db`` for each model; returns them by identity.
+
+    A one-way association (declared on one side only) gets its other side here: a hidden ``Set`` on
+    the other model (:func:`~trisails.orm.model.one_way_relations`), which Pony needs and nobody sees."""
+    models = list(models)
+    one_way = one_way_relations(models)
+    hidden: dict[str, dict[str, Any]] = {}
+    for (owner, name), (target, reverse) in one_way.items():
+        hidden.setdefault(target, {})[reverse] = orm.Set(owner, reverse=name)
     entities = {}
     for model in models:
         attrs: dict[str, Any] = {}
@@ -108,7 +118,9 @@ def build_entities(db: orm.Database, models: Iterable[type[Model]]) -> dict[str,
             attrs["before_insert"] = _stamp_insert
             attrs["before_update"] = _stamp_update
         for name, attribute in model.attributes.items():
-            attrs[name] = attribute.build()
+            one_way_reverse = one_way.get((model.__name__, name))
+            attrs[name] = attribute.build(reverse=one_way_reverse[1]) if one_way_reverse else attribute.build()
+        attrs.update(hidden.get(model.__name__, {}))
         if model.table:
             attrs["_table_"] = model.table
         attrs["_trisails_identity_"] = model.identity
@@ -150,13 +162,16 @@ class ModelBinding:
         for attr in entity._attrs_:
             if attr.name == self.pk or (declaration.timestamps and attr.name in TIMESTAMPS.values()):
                 continue
+            if attr.name.startswith(HIDDEN_REVERSE):
+                continue  # the other side of another model's one-way association: not part of this model
             if not attr.is_relation:
                 scalars.append((attr.name, attr.name))
                 continue
             target = attr.py_type
             (target_pk,) = target._pk_attrs_
             self.associations[attr.name] = Association(
-                attr.name, target._trisails_identity_, attr.is_collection, attr.reverse.name, attr.reverse.is_collection
+                attr.name, target._trisails_identity_, attr.is_collection, attr.reverse.name, attr.reverse.is_collection,
+                one_way=attr.reverse.name.startswith(HIDDEN_REVERSE),
             )
             kind: Literal["to_one", "to_many"] = "to_many" if attr.is_collection else "to_one"
             self.fields[attr.name] = Field(attr.name, attr.name, kind, target_pk.py_type, target_pk.name)

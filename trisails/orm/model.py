@@ -104,11 +104,12 @@ class Attribute:
             return self.py_type.__name__
         return self.py_type
 
-    def build(self) -> Any:
-        """A fresh Pony attribute for one app's database."""
+    def build(self, **extra: Any) -> Any:
+        """A fresh Pony attribute for one app's database (``extra``: options trisails adds, such as the
+        ``reverse`` of a one-way association)."""
         import pony.orm
 
-        return getattr(pony.orm, self.kind)(self.type_name, *self.args, **self.kwargs)
+        return getattr(pony.orm, self.kind)(self.type_name, *self.args, **{**self.kwargs, **extra})
 
     def __repr__(self) -> str:
         extra = "".join(f", {a!r}" for a in self.args) + "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
@@ -444,24 +445,50 @@ def _type_name(value: Any) -> str:
 
 
 def _check_other_side(model: type[Model], name: str, attribute: Attribute, other: type[Model]) -> None:
-    """A relation needs an attribute on the other model pointing back (Pony's rule, for now)."""
-    if "reverse" in attribute.kwargs:
+    """A relation with ``reverse=`` must name an attribute of the other model that points back; one
+    without it and with nothing pointing back is one-way (:func:`one_way_relations`), which is fine."""
+    reverse = attribute.kwargs.get("reverse")
+    if reverse is None:
         return
-    back = [
-        n for n, a in other.attributes.items()
-        if a.type_name == model.__name__ and not (other is model and n == name)
-    ]
-    if back:
-        return
-    suggestion = f'{model.identity}s = Set("{model.__name__}")'
-    raise DeclarationError(
-        f"model {model.__name__}.{name} refers to {other.__name__}, but {other.__name__} has no attribute pointing back",
-        at=attribute.declared_at,
-        hint=(
-            f"Declare the other side on {other.__name__}: {suggestion} "
-            f'(or {model.identity} = Optional("{model.__name__}") for one record).'
-        ),
-    )
+    back = other.attributes.get(reverse)
+    if back is None or back.type_name != model.__name__:
+        raise DeclarationError(
+            f"model {model.__name__}.{name} has reverse={reverse!r}, but {other.__name__} has no attribute "
+            f"{reverse!r} pointing back to {model.__name__}",
+            at=attribute.declared_at,
+            hint=f"Name the attribute of {other.__name__} that points back, or leave reverse= out for a one-way association.",
+        )
+
+
+#: The prefix of the attributes trisails adds to the other side of a one-way association; the API and
+#: the blueprints never show them (declared attributes cannot start with ``_``).
+HIDDEN_REVERSE = "_reverse_of_"
+
+
+def one_way_relations(models: Iterable[type[Model]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The relations declared on one side only (Sails' ``model: 'member'`` with no ``via``), which
+    Pony cannot map as they are: ``(model, attribute)`` → ``(other model, hidden attribute)``, the
+    ``Set`` trisails adds to the other model so Pony has both sides.
+
+    A relation is one-way when it has no ``reverse=`` and the other model has no attribute pointing
+    back at its model. Its hidden other side is always a ``Set``: a to-one relation becomes one-to-many
+    (many cards may have the same assignee), a ``Set`` many-to-many (as Sails' one-way collections)."""
+    models = list(models)
+    by_name = {m.__name__: m for m in models}
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for model in models:
+        for name, attribute in model.attributes.items():
+            target = attribute.type_name
+            if not isinstance(target, str) or target not in by_name or "reverse" in attribute.kwargs:
+                continue
+            other = by_name[target]
+            back = [
+                n for n, a in other.attributes.items()
+                if a.type_name == model.__name__ and not (other is model and n == name)
+            ]
+            if not back:
+                found[(model.__name__, name)] = (target, f"{HIDDEN_REVERSE}{model.__name__}_{name}")
+    return found
 
 
 def _dry_run(models: list[type[Model]]) -> None:
