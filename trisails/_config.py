@@ -188,7 +188,7 @@ class DatastoreSettings:
     overrides it for an app folder."""
     migrate: str = "auto"
     """What lifting does to the tables: ``safe`` (touch nothing; the tables must exist), ``alter`` (create
-    missing tables; existing ones are kept as they are), ``drop`` (delete every table of the models, data
+    missing tables, and add the columns existing ones lack; never drop, rename or retype a column), ``drop`` (delete every table of the models, data
     included, and create them anew). ``auto`` is ``alter`` in development and ``safe`` in production."""
     pool_size: int = 0
     """How many database operations may run at once, each in its own worker thread with its own

@@ -33,6 +33,7 @@ import trio
 from pony import orm
 
 from .._errors import ConfigError
+from .alter import AlterError, add_missing_columns
 from .model import ModelError
 
 if TYPE_CHECKING:
@@ -78,8 +79,9 @@ class Datastore:
     def open(self) -> None:
         """Connect and map the entities already defined on :attr:`db` (blocking: call it in a thread).
 
-        ``safe`` checks the tables exist and leaves them alone; ``alter`` creates the missing ones (Pony
-        cannot change an existing table's columns; drop it, or change it yourself); ``drop`` deletes
+        ``safe`` checks the tables exist and leaves them alone; ``alter`` creates the missing ones and
+        adds the columns existing ones lack (never dropping, renaming or retyping one:
+        :mod:`trisails.orm.alter`); ``drop`` deletes
         every table of the models, data included, and creates them anew.
         """
         if self.provider == "sqlite":
@@ -99,8 +101,14 @@ class Datastore:
                 self.db.generate_mapping(create_tables=False, check_tables=False)
                 self.db.drop_all_tables(with_all_data=True)
                 self.db.create_tables()
+            elif migrate == "alter":
+                self.db.generate_mapping(create_tables=False, check_tables=False)
+                add_missing_columns(self.db)  # Pony never changes an existing table; this adds columns
+                self.db.create_tables(check_tables=True)  # then the missing tables, indexes, foreign keys
             else:
-                self.db.generate_mapping(create_tables=migrate == "alter", check_tables=True)
+                self.db.generate_mapping(create_tables=False, check_tables=True)
+        except AlterError:
+            raise
         except (orm.DBException, orm.MappingError) as error:
             hint = " (migrate is 'safe', which never creates tables: run once with 'alter')" if migrate == "safe" else ""
             raise ConfigError(f"the tables of the datastore {self.describe()} do not fit the models{hint}: {error}") from error
