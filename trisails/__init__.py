@@ -15,6 +15,7 @@ from ._config import SecuritySettings as SecuritySettings
 from ._config import SessionSettings as SessionSettings
 from ._config import Settings as Settings
 from ._config import SocketSettings as SocketSettings
+from ._config import ViewSettings as ViewSettings
 from ._errors import AckTimeout as AckTimeout
 from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
@@ -43,6 +44,7 @@ from .sockets import NoSuchSocket as NoSuchSocket
 from .sockets import Sockets as Sockets
 from .web.request import Request as Request
 from .web.request import Response as Response
+from .web.views import ViewNotFound as ViewNotFound
 
 __version__ = "0.1.0"
 
@@ -85,5 +87,7 @@ __all__ = [
     "TrisailsError",
     "UsageError",
     "ValidationError",
+    "ViewNotFound",
+    "ViewSettings",
     "sails",
 ]

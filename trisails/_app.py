@@ -48,6 +48,7 @@ from .web.policies import Policies, Policy
 from .web.security import TOKEN_PATH, grant_csrf_token
 from .web.sessions import MemoryStore, Sessions, SessionStore
 from .web.router import Action, Router
+from .web.views import Views, views_of
 
 __all__ = ["App"]
 
@@ -95,6 +96,7 @@ class App:
         self._services_scope = trio.CancelScope()
         self.bus: RedisBus | None = None
         """The link to the app's other processes while lifted with ``sockets.redis_url``."""
+        self._views: Views | None = None  # the templates, made on first use (trisails.web.views)
         self._declarations: dict[str, type[Model]] = {}
         self._checked_models: tuple[type[Model], ...] = ()
         self._blueprints_installed = False
@@ -111,6 +113,12 @@ class App:
         self._tasks: trio.Nursery | None = None
         self._lower_requested: trio.Event | None = None
         self._engine_path = self.settings.sockets.path.rstrip("/")
+
+    @property
+    def views(self) -> Views:
+        """The app's views (``views/*.html``, Jinja2): ``app.views.environment`` is the Jinja2
+        environment, for adding filters and globals; ``res.view`` renders with it."""
+        return views_of(self)
 
     @classmethod
     def load(cls, folder: str | Path, *, environment: str | None = None) -> App:

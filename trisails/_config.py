@@ -25,6 +25,7 @@ __all__ = [
     "SessionSettings",
     "Settings",
     "SocketSettings",
+    "ViewSettings",
 ]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
@@ -305,6 +306,21 @@ class LogSettings:
 
 
 @dataclass
+class ViewSettings:
+    """Server-rendered pages (``config/views.py``, as Sails' ``config/views.js``); see ``docs/howto/views.md``."""
+
+    folder: str = "views"
+    """Where the templates are: relative to the app folder, or absolute."""
+    layout: str = "layouts/layout"
+    """The template every view is put in, as ``body`` (``views/layouts/layout.html``); ``""`` for none.
+    When it is the default and the file does not exist, views are sent alone."""
+
+    def validate(self) -> None:
+        if not self.folder:
+            raise ConfigError("views.folder must name a folder, like 'views'")
+
+
+@dataclass
 class Settings:
     """All of an app's settings."""
 
@@ -316,6 +332,7 @@ class Settings:
     session: SessionSettings = field(default_factory=SessionSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    views: ViewSettings = field(default_factory=ViewSettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -332,6 +349,7 @@ class Settings:
         self.session.validate()
         self.security.validate()
         self.log.validate()
+        self.views.validate()
         if self.security.csrf and not self.session.enabled:
             raise ConfigError("security.csrf needs sessions (the token lives in the session): turn session.enabled back on")
 

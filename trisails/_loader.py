@@ -15,6 +15,7 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/session.py       settings for app.settings.session (secret = ..., name = "sails.sid")
       config/security.py      settings for app.settings.security (csrf = True, cors_allow_origins = [...])
       config/log.py           settings for app.settings.log (level = "debug", access = True)
+      config/views.py         settings for app.settings.views (layout = "layouts/layout")
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
       config/env/production.py  sections = dicts over the files above, in that environment only
@@ -69,6 +70,7 @@ SECTIONS = {
     "session": "session",
     "security": "security",
     "log": "log",
+    "views": "views",
 }
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
 #: the environments an app loads in; ``config/env/<name>.py`` overrides settings in one of them

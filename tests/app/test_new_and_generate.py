@@ -23,7 +23,8 @@ async def new_app(tmp_path: Path, name: str = "chat") -> Path:
 
 async def test_a_new_app_lifts_and_two_sails_io_js_pages_chat_on_it(tmp_path: Path) -> None:
     app = await new_app(tmp_path)
-    for part in ("config/routes.py", "api/models/message.py", "api/controllers/lobby.py", "assets/index.html", "tests/test_app.py"):
+    for part in ("config/routes.py", "config/env/production.py", "api/models/message.py", "api/controllers/lobby.py",
+                 "assets/index.html", "views/about.html", "views/layouts/layout.html", "tests/test_app.py"):
         assert (app / part).is_file(), part
 
     database = {"TRISAILS_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite"}
@@ -33,6 +34,10 @@ async def test_a_new_app_lifts_and_two_sails_io_js_pages_chat_on_it(tmp_path: Pa
             page = (await browser.get(server.url + "/")).text
         assert '<script src="/js/dependencies/sails.io.js"></script>' in page
         assert "<title>chat</title>" in page
+        async with httpx.AsyncClient() as browser:
+            about = (await browser.get(server.url + "/about")).text  # a view, in the layout
+        assert "<title>About chat</title>" in about and "<h1>About chat</h1>" in about
+        assert "You asked for <code>/about</code>" in about
 
         async with open_js_driver(timeout=10) as js:
             alice = await js.connect("sails", server.url, listen=["joined", "message"])

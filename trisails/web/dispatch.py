@@ -31,7 +31,7 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
     """Route ``req``, run the policies guarding its action and then the action, and return the response.
 
     A policy that answers (``res.forbidden()``) ends the request there: the action never runs."""
-    res = Response(production=production)
+    res = Response(production=production, request=req)
     found = router.match(req.method, req.path)
     if found is None:
         if req.method == "OPTIONS" and (allowed := router.allowed_methods(req.path)):
@@ -49,7 +49,8 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         res.forbidden()
         return res
     try:
-        if policies is not None and not route.options.get("builtin") and not await policies.check(route.name, req, res):
+        guarded = not route.options.get("builtin") and "view" not in route.options  # as in Sails: views have no policies
+        if policies is not None and guarded and not await policies.check(route.name, req, res):
             return res
         if inspect.iscoroutinefunction(route.action):
             result = await route.action(req, res)

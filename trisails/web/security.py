@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._config import SecuritySettings
     from .request import Request, Response
 
-__all__ = ["SAFE_METHODS", "TOKEN_PATH", "cors_headers", "csrf_ok", "grant_csrf_token", "preflight_headers"]
+__all__ = ["SAFE_METHODS", "TOKEN_PATH", "cors_headers", "csrf_ok", "csrf_token", "grant_csrf_token", "preflight_headers"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PATH = "/csrfToken"
@@ -40,6 +40,12 @@ def csrf_ok(req: Request) -> bool:
     return isinstance(sent, str) and hmac.compare_digest(sent, req.session[_SECRET_KEY])
 
 
+def csrf_token(session: Any) -> str:
+    """The session's CSRF token, made on first use (what ``GET /csrfToken`` answers and views get as ``_csrf``)."""
+    token: str = session.setdefault(_SECRET_KEY, secrets.token_urlsafe(24))
+    return token
+
+
 def grant_csrf_token(req: Request, res: Response) -> None:
     """``GET /csrfToken``: the session's CSRF token as ``{"_csrf": token}``, over HTTP only."""
     if req.is_socket:
@@ -53,7 +59,7 @@ def grant_csrf_token(req: Request, res: Response) -> None:
     if req.session is None:
         res.server_error("CSRF protection needs sessions: turn session.enabled back on")
         return
-    token = req.session.setdefault(_SECRET_KEY, secrets.token_urlsafe(24))
+    token = csrf_token(req.session)
     res.set("cache-control", "no-store")
     res.ok({"_csrf": token})
 
