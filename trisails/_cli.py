@@ -18,6 +18,7 @@ import socket
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m trisails",
         description="Serve a trisails app folder.",
         epilog="Other commands: 'python -m trisails new NAME' makes an app folder; 'python -m trisails generate "
-        "model|controller|action|policy NAME' adds to one (each has --help).",
+        "model|controller|action|policy NAME' adds to one; 'python -m trisails console [APP]' opens a REPL in "
+        "the lifted app (each has --help).",
     )
     parser.add_argument(
         "app_dir", nargs="?",
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis", default=None, metavar="URL",
         help="share rooms, broadcasts and sessions with other processes through Redis (redis://host:port/db)",
+    )
+    parser.add_argument(
+        "--reload", action="store_true",
+        help="restart the app when a file under its folder changes, keeping the port open meanwhile (needs "
+        "pip install 'trisails[reload]')",
     )
     parser.add_argument(
         "--log-level", default=None, choices=list(LOG_LEVELS), metavar="LEVEL",
@@ -91,7 +98,36 @@ def main(argv: list[str] | None = None) -> int:
         return new_command(argv[1:])
     if argv and argv[0] == "generate":
         return generate_command(argv[1:])
+    if argv and argv[0] == "console":
+        return console_command(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.reload:
+        from ._reload import reload_command
+
+        return reload_command(args, [a for a in argv if a != "--reload"])
+    return _run(args, serve_until_signalled, args.port)
+
+
+def console_command(argv: list[str]) -> int:
+    """``python -m trisails console [APP]``: the app lifted, and a REPL inside it (see :mod:`trisails._console`)."""
+    from ._console import console_session
+
+    parser = build_parser()
+    parser.prog = "python -m trisails console"
+    parser.description = (
+        "Lift the app and open a Python REPL inside it: sails, app, trio and the models are at hand, and "
+        "await works. It listens on a free port unless --port says which (the app may be served meanwhile)."
+    )
+    parser.epilog = None
+    args = parser.parse_args(argv)
+    if args.reload:
+        parser.error("--reload serves the app; the console does not reload")
+    return _run(args, console_session, 0 if args.port is None else args.port)
+
+
+def _run(args: argparse.Namespace, session: Any, port_arg: int | None) -> int:
+    """Load the app folder the arguments name, check the port, and run ``session(app, host, port,
+    serving)`` in trio; a failure before ``serving`` is set is a startup failure (one message, exit 2)."""
     level = LOG_LEVELS[args.log_level or "info"]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     debug = level <= logging.DEBUG
@@ -111,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(level)
         debug = level <= logging.DEBUG
     host = args.host or app.settings.http.host
-    port = app.settings.http.port if args.port is None else args.port
+    port = app.settings.http.port if port_arg is None else port_arg
     problem = _port_problem(host, port)
     if problem is not None:
         return _refuse(AppLoadError(problem[0], hint=problem[1]), debug)
     serving = trio.Event()
     try:
-        trio.run(serve_until_signalled, app, args.host, args.port, serving)
+        trio.run(session, app, args.host, port_arg, serving)
     except Exception as error:  # found at lift: production settings, the datastore, bootstrap, the port
         if serving.is_set():
             raise  # not a startup failure: the traceback is the most useful thing to show
