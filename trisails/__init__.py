@@ -10,10 +10,12 @@ from ._config import DatastoreSettings as DatastoreSettings
 from ._current import NoAppRunning as NoAppRunning
 from ._current import sails as sails
 from ._config import HttpSettings as HttpSettings
+from ._config import LogSettings as LogSettings
 from ._config import SecuritySettings as SecuritySettings
 from ._config import SessionSettings as SessionSettings
 from ._config import Settings as Settings
 from ._config import SocketSettings as SocketSettings
+from ._config import ViewSettings as ViewSettings
 from ._errors import AckTimeout as AckTimeout
 from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
@@ -24,6 +26,7 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RoomLimitReached as RoomLimitReached
 from ._errors import SocketIOError as SocketIOError
 from ._errors import TrisailsError as TrisailsError
+from .orm.binding import ValidationError as ValidationError
 from .orm.criteria import UsageError as UsageError
 from .orm.model import Model as Model
 from .orm.model import ModelError as ModelError
@@ -42,6 +45,7 @@ from .sockets import NoSuchSocket as NoSuchSocket
 from .sockets import Sockets as Sockets
 from .web.request import Request as Request
 from .web.request import Response as Response
+from .web.views import ViewNotFound as ViewNotFound
 
 __version__ = "0.1.0"
 
@@ -59,6 +63,7 @@ __all__ = [
     "EngineIOError",
     "Handshake",
     "HttpSettings",
+    "LogSettings",
     "Model",
     "ModelError",
     "Namespace",
@@ -83,5 +88,8 @@ __all__ = [
     "Sockets",
     "TrisailsError",
     "UsageError",
+    "ValidationError",
+    "ViewNotFound",
+    "ViewSettings",
     "sails",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 import trio
 from quart_trio import QuartTrio
 
-from ._config import Settings
+from ._config import Settings, check_redis
 from ._errors import ConfigError
 from ._concurrency import InFlight
 from .protocol import engineio as eio
@@ -50,6 +50,7 @@ from .web.policies import Policies, Policy
 from .web.security import TOKEN_PATH, grant_csrf_token
 from .web.sessions import MIN_SECRET_LENGTH, MemoryStore, Sessions, SessionStore
 from .web.router import Action, Router
+from .web.views import Views, views_of
 
 __all__ = ["App"]
 
@@ -97,7 +98,9 @@ class App:
         self._services_scope = trio.CancelScope()
         self.bus: RedisBus | None = None
         """The link to the app's other processes while lifted with ``sockets.redis_url``."""
+        self._views: Views | None = None  # the templates, made on first use (trisails.web.views)
         self._declarations: dict[str, type[Model]] = {}
+        self._checked_models: tuple[type[Model], ...] = ()
         self._blueprints_installed = False
         self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
         self._engine = EngineIOEndpoint(self.io, self.settings.sockets, is_draining=lambda: self.draining)
@@ -112,6 +115,12 @@ class App:
         self._tasks: trio.Nursery | None = None
         self._lower_requested: trio.Event | None = None
         self._engine_path = self.settings.sockets.path.rstrip("/")
+
+    @property
+    def views(self) -> Views:
+        """The app's views (``views/*.html``, Jinja2): ``app.views.environment`` is the Jinja2
+        environment, for adding filters and globals; ``res.view`` renders with it."""
+        return views_of(self)
 
     @classmethod
     def load(cls, folder: str | Path, *, environment: str | None = None) -> App:
@@ -154,7 +163,7 @@ class App:
     async def _open_models(self) -> None:
         """Build this lift's Pony entities, connect, map the tables, and set up pub-sub for each model."""
         declarations = list(self._declarations.values())
-        check_relations(declarations)
+        self._check_models()
         datastore = Datastore(self.settings.datastores, root=self.root, production=self.settings.production)
         self.datastore = datastore
         entities = build_entities(datastore.db, declarations)
@@ -164,6 +173,15 @@ class App:
             binding.models = models
             binding.pubsub = PubSub(binding, self.sockets)
         self.models = models
+
+    def _check_models(self) -> None:
+        """Check the model declarations (types, relations, options) without opening the datastore;
+        :class:`~trisails.orm.model.DeclarationError` (a ConfigError) says what to change. Done once for a
+        given set of models: the loader does it before anything opens, the lift only if models changed."""
+        declarations = tuple(self._declarations.values())
+        if declarations != self._checked_models:
+            check_relations(declarations)
+            self._checked_models = declarations
 
     def _close_models(self) -> None:
         if self.datastore is not None:
@@ -339,10 +357,7 @@ class App:
 
     async def _join_cluster(self, nursery: trio.Nursery) -> None:
         """Share rooms, broadcasts and sessions with the app's other processes through Redis."""
-        try:
-            import coredis  # noqa: F401
-        except ImportError:
-            raise ConfigError("sockets.redis_url needs the Redis client: pip install 'trisails[redis]'") from None
+        check_redis(self.settings.sockets.redis_url)
         bus = RedisBus(self.settings.sockets.redis_url, key=self.settings.sockets.redis_key)
         self.bus = bus
         adapters: dict[str, RedisAdapter] = {}

@@ -20,10 +20,12 @@ __all__ = [
     "BlueprintSettings",
     "DatastoreSettings",
     "HttpSettings",
+    "LogSettings",
     "SecuritySettings",
     "SessionSettings",
     "Settings",
     "SocketSettings",
+    "ViewSettings",
 ]
 
 SlowConsumerPolicy = Literal["disconnect", "drop"]
@@ -204,7 +206,7 @@ class DatastoreSettings:
     overrides it for an app folder."""
     migrate: str = "auto"
     """What lifting does to the tables: ``safe`` (touch nothing; the tables must exist), ``alter`` (create
-    missing tables; existing ones are kept as they are), ``drop`` (delete every table of the models, data
+    missing tables, and add the columns existing ones lack; never drop, rename or retype a column), ``drop`` (delete every table of the models, data
     included, and create them anew). ``auto`` is ``alter`` in development and ``safe`` in production."""
     pool_size: int = 0
     """How many database operations may run at once, each in its own worker thread with its own
@@ -306,6 +308,52 @@ class HttpSettings:
                 raise ConfigError(f"http.{name} must be at least 1, got {getattr(self, name)!r}")
 
 
+#: The log levels ``config/log.py`` and ``--log-level`` accept: Sails' names and Python's, mapped to
+#: Python's levels (``verbose`` and ``silly`` are below ``debug``; ``silent`` logs nothing).
+LOG_LEVELS = {
+    "silly": 5,
+    "verbose": 5,
+    "debug": 10,
+    "info": 20,
+    "warn": 30,
+    "warning": 30,
+    "error": 40,
+    "silent": 100,
+}
+
+
+@dataclass
+class LogSettings:
+    """What ``python -m trisails`` logs on stderr (``config/log.py``, as Sails' ``config/log.js``)."""
+
+    level: str = "info"
+    """The least severe level written: ``verbose`` (or ``silly``), ``debug``, ``info``, ``warn``,
+    ``error`` or ``silent``. The command line's ``--log-level`` wins over it. An app lifted in your own
+    code logs through Python's :mod:`logging` as you configure it; this setting is the command's."""
+    access: bool = True
+    """Write an access line for every HTTP and socket request (``trisails.access``, at ``info``):
+    method, path, status, milliseconds, and the socket's id for a socket request."""
+
+    def validate(self) -> None:
+        if self.level not in LOG_LEVELS:
+            raise ConfigError(f"log.level must be one of {', '.join(LOG_LEVELS)}, got {self.level!r}")
+
+
+@dataclass
+class ViewSettings:
+    """Server-rendered pages (``config/views.py``, as Sails' ``config/views.js``); see ``docs/howto/views.md``."""
+
+    folder: str = "views"
+    """Where the templates are: relative to the app folder, or absolute."""
+    layout: str = "layouts/layout"
+    """The template every view is put in, as ``body`` (``views/layouts/layout.html``); ``""`` for none.
+    When it is the default and the file does not exist, views are sent alone."""
+
+    def validate(self) -> None:
+        if not self.folder:
+            raise ConfigError("views.folder must name a folder, like 'views'")
+
+
 @dataclass
 class Settings:
     """All of an app's settings."""
@@ -317,6 +365,8 @@ class Settings:
     datastores: DatastoreSettings = field(default_factory=DatastoreSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    views: ViewSettings = field(default_factory=ViewSettings)
     custom: dict[str, Any] = field(default_factory=dict)
     """The app's own settings (``config/custom.py``), as Sails' ``sails.config.custom``."""
 
@@ -333,8 +383,20 @@ class Settings:
         self.datastores.validate()
         self.session.validate()
         self.security.validate()
+        self.log.validate()
+        self.views.validate()
         if self.security.csrf and not self.session.enabled:
             raise ConfigError("security.csrf needs sessions (the token lives in the session): turn session.enabled back on")
+
+
+def check_redis(url: str | None) -> None:
+    """Refuse a Redis URL when the Redis client is not installed (checked before anything is opened)."""
+    if not url:
+        return
+    try:
+        import coredis  # noqa: F401
+    except ImportError:
+        raise ConfigError("sockets.redis_url needs the Redis client: pip install 'trisails[redis]'") from None
 
 
 def apply_section(section: Any, values: dict[str, Any], *, source: str) -> None:

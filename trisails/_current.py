@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from ._errors import TrisailsError
+from ._log import SailsLog
 
 if TYPE_CHECKING:
     from ._app import App
@@ -53,6 +54,12 @@ class _Sails:
     def config(self) -> Settings:
         return self.app.settings
 
+    @property
+    def log(self) -> SailsLog:
+        """Sails' logger methods (``sails.log.info(...)``, ``warn``, ``error``, ``debug``, ``verbose``)
+        over Python's :mod:`logging`; usable with no app running too."""
+        return _LOG
+
     def __repr__(self) -> str:
         try:
             return f"<sails: {self.app!r}>"
@@ -60,4 +67,5 @@ class _Sails:
             return "<sails: no app running>"
 
 
+_LOG = SailsLog()  # stateless: a name for the ``trisails.app`` logger
 sails = _Sails()

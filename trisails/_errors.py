@@ -40,7 +40,32 @@ class ConfigError(TrisailsError):
 
 
 class AppLoadError(ConfigError):
-    """An app folder could not be loaded: a config or api module is missing, broken or of the wrong shape."""
+    """An app folder could not be loaded: a config or api module is missing, broken or of the wrong shape.
+
+    ``str(error)`` says what is wrong. Where the mistake is known to sit in a file of the folder,
+    :attr:`file` and :attr:`line` point at it, :attr:`excerpt` holds that line (with a caret under the
+    spot, for a syntax error) and :attr:`hint` says what to do; ``python -m trisails`` prints them as
+    ``trisails: <what> (<file>:<line>)`` followed by the excerpt and the hint.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        excerpt: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        """The file of the app folder where the mistake is, when known."""
+        self.line = line
+        """Its line number (1-based), when known."""
+        self.excerpt = excerpt
+        """The offending line of source, and a caret line under it for a syntax error."""
+        self.hint = hint
+        """What to do about it, in a sentence."""
 
 
 class ProtocolError(TrisailsError):

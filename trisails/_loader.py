@@ -14,8 +14,11 @@ An app folder is sugar over the programmatic API; everything it declares can be 
       config/datastores.py    settings for app.settings.datastores (url = "postgres://...", migrate = "alter")
       config/session.py       settings for app.settings.session (secret = ..., name = "sails.sid")
       config/security.py      settings for app.settings.security (csrf = True, cors_allow_origins = [...])
+      config/log.py           settings for app.settings.log (level = "debug", access = True)
+      config/views.py         settings for app.settings.views (layout = "layouts/layout")
       config/custom.py        the app's own settings, as app.settings.custom (Sails' sails.config.custom)
       config/bootstrap.py     def bootstrap(app): ...  (sync or async) runs when the app lifts
+      config/env/production.py  sections = dicts over the files above, in that environment only
       assets/                 static files served at /
 
 A config module's settings are its public names (or its ``__all__``); a name the section does not know
@@ -25,6 +28,11 @@ The folder is imported as a package of its own (named after its path, so two app
 module), which lets its modules import each other relatively: ``config/bootstrap.py`` can say
 ``from ..game import Match`` for ``game.py`` at the top of the folder, and a controller
 ``from ..models.user import User``. Each load imports the folder's modules afresh.
+
+``config/env/<environment>.py`` (``development.py`` or ``production.py``, as Sails' ``config/env/``)
+is read after the other config files, for the environment the app loads in: each of its public names is
+a section (``sockets``, ``http``, ``custom``, ...) holding a dict of settings, which win over the
+section's own file: ``sockets = {"only_allow_origins": ["https://example.com"]}``.
 
 The environment variable ``TRISAILS_DATABASE_URL``, when set, overrides ``config/datastores.py``'s
 ``url``, so one app folder can run against SQLite on a laptop and PostgreSQL in production;
@@ -42,8 +50,11 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._config import Settings, apply_section
+from ._config import Settings, apply_section, check_redis
 from ._errors import AppLoadError, ConfigError
+from ._startup import describe_failure, dict_key_line, key_line, setting_line, source_line
+from .orm.datastore import check_url
+from .orm.model import DeclarationError
 
 if TYPE_CHECKING:
     from ._app import App
@@ -58,8 +69,12 @@ SECTIONS = {
     "datastores": "datastores",
     "session": "session",
     "security": "security",
+    "log": "log",
+    "views": "views",
 }
 HOOKS = {"bootstrap", "routes", "custom", "policies"}
+#: the environments an app loads in; ``config/env/<name>.py`` overrides settings in one of them
+ENVIRONMENTS = ("development", "production")
 
 
 def load_app(cls: type[App], folder: Path, *, environment: str | None = None) -> App:
@@ -71,7 +86,14 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
     for name in [n for n in sys.modules if n.startswith(package + ".")]:
         del sys.modules[name]  # a fresh load: no module of an earlier load of this folder is reused
     _package(package, folder)
-    settings = Settings(environment=environment or os.environ.get("TRISAILS_ENV", "development"))  # type: ignore[arg-type]
+    chosen = environment or os.environ.get("TRISAILS_ENV") or "development"
+    if chosen not in ENVIRONMENTS:
+        source = "the environment argument" if environment else "TRISAILS_ENV"
+        raise AppLoadError(
+            f"{source} is {chosen!r}; the environments are {' and '.join(ENVIRONMENTS)}",
+            hint="Set TRISAILS_ENV=production (or pass --prod) for production; leave it unset for development.",
+        )
+    settings = Settings(environment=chosen)  # type: ignore[arg-type]
     config_dir = folder / "config"
     modules: dict[str, types.ModuleType] = {}
     if config_dir.is_dir():
@@ -83,12 +105,15 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         if name == "custom":
             settings.custom.update(_settings_of(module))
         elif name in SECTIONS:
-            try:
-                apply_section(getattr(settings, SECTIONS[name]), _settings_of(module), source=f"config/{name}.py")
-            except ConfigError as error:
-                raise AppLoadError(str(error)) from None
+            path = config_dir / f"{name}.py"
+            for setting, value in _settings_of(module).items():  # one at a time, to point at its line
+                try:
+                    apply_section(getattr(settings, SECTIONS[name]), {setting: value}, source=f"config/{name}.py")
+                except ConfigError as error:
+                    raise _pointing(str(error), path, setting_line(path, setting), "Correct the setting (docs/reference/settings.md lists them all).") from None
         elif name not in HOOKS:
             log.warning("config/%s.py is not a known config file (known: %s); ignored", name, ", ".join(sorted(SECTIONS.keys() | HOOKS)))
+    _apply_environment(settings, config_dir, package)
     database_url = os.environ.get("TRISAILS_DATABASE_URL")
     if database_url:
         settings.datastores.url = database_url
@@ -99,7 +124,15 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
         app = cls(settings, root=folder)
     except ConfigError as error:
         raise AppLoadError(f"{folder}: {error}") from None
+    _check_drivers(app, config_dir)
     _load_models(app, folder / "api" / "models", package)
+    try:
+        app._check_models()
+    except DeclarationError as error:
+        file, line = error.at if error.at is not None else (None, None)
+        raise AppLoadError(
+            str(error), file=file, line=line, excerpt=source_line(file, line) if file and line else None, hint=error.hint
+        ) from None
     _load_controllers(app, folder / "api" / "controllers", package)
     _load_policies(app, folder / "api" / "policies", package)
     policies_module = modules.get("policies")
@@ -120,7 +153,8 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             try:
                 app.route(spec, target)
             except ConfigError as error:
-                raise AppLoadError(f"config/routes.py: {error}") from None
+                path = config_dir / "routes.py"
+                raise _pointing(f"config/routes.py: {error}", path, key_line(path, spec), None) from None
     bootstrap = modules.get("bootstrap")
     if bootstrap is not None:
         hook = getattr(bootstrap, "bootstrap", None)
@@ -128,6 +162,75 @@ def load_app(cls: type[App], folder: Path, *, environment: str | None = None) ->
             raise AppLoadError(f"{config_dir / 'bootstrap.py'} must define a function bootstrap(app)")
         app.on_lift(hook)
     return app
+
+
+def _apply_environment(settings: Settings, config_dir: Path, package: str) -> None:
+    """Apply ``config/env/<environment>.py`` over the settings read so far: each public name is a
+    section, its value a dict of that section's settings. Other files in ``config/env/`` are left
+    alone (they are for the other environment), except names no environment has, which are warned of."""
+    env_dir = config_dir / "env"
+    if not env_dir.is_dir():
+        return
+    for other in sorted(env_dir.glob("*.py")):
+        if other.stem not in ENVIRONMENTS and not other.stem.startswith("_"):
+            log.warning(
+                "config/env/%s.py is ignored: the environments are %s (TRISAILS_ENV or --prod picks one)",
+                other.stem, " and ".join(ENVIRONMENTS),
+            )
+    path = env_dir / f"{settings.environment}.py"
+    if not path.is_file():
+        return
+    module = _import(f"{package}.config.env.{settings.environment}", path)
+    where = f"config/env/{settings.environment}.py"
+    sections = sorted(SECTIONS) + ["custom"]
+    for section, values in _settings_of(module).items():
+        if section not in sections:
+            raise _pointing(
+                f"{where}: {section!r} is not a section of the settings; the sections are {', '.join(sections)}",
+                path, setting_line(path, section),
+                "Each name in an environment file is a section holding a dict: sockets = {\"only_allow_origins\": [...]}.",
+            )
+        if not isinstance(values, dict):
+            raise _pointing(
+                f"{where}: {section} must be a dict of settings, like {section} = {{...}}; got {values!r}",
+                path, setting_line(path, section), None,
+            )
+        if section == "custom":
+            settings.custom.update(values)
+            continue
+        for setting, value in values.items():
+            try:
+                apply_section(getattr(settings, SECTIONS[section]), {setting: value}, source=f"{where} {section}")
+            except ConfigError as error:
+                raise _pointing(
+                    str(error), path, dict_key_line(path, section, setting) or setting_line(path, section),
+                    "Correct the setting (docs/reference/settings.md lists them all).",
+                ) from None
+
+
+def _pointing(message: str, path: Path, line: int | None, hint: str | None) -> AppLoadError:
+    """An AppLoadError about ``path`` (at ``line`` when known), with that line as its excerpt."""
+    return AppLoadError(
+        message, file=str(path), line=line, excerpt=source_line(str(path), line) if line else None, hint=hint
+    )
+
+
+def _check_drivers(app: App, config_dir: Path) -> None:
+    """The datastore URL and the drivers the settings need (psycopg2, the Redis client), checked
+    before anything is opened, so a missing one is a clear load error, not a failed lift."""
+    settings = app.settings
+    from_env = bool(os.environ.get("TRISAILS_DATABASE_URL"))
+    try:
+        check_url(settings.datastores.url)
+    except ConfigError as error:
+        path = config_dir / "datastores.py"
+        if from_env or not path.is_file():
+            raise AppLoadError(f"TRISAILS_DATABASE_URL: {error}" if from_env else str(error)) from None
+        raise _pointing(str(error), path, setting_line(path, "url"), None) from None
+    try:
+        check_redis(settings.sockets.redis_url)
+    except ConfigError as error:
+        raise AppLoadError(str(error)) from None
 
 
 def _load_controllers(app: App, folder: Path, package: str) -> None:
@@ -186,7 +289,7 @@ def _load_models(app: App, folder: Path, package: str) -> None:
                 try:
                     app.model(declaration)
                 except ConfigError as error:
-                    raise AppLoadError(f"{path}: {error}") from None
+                    raise _pointing(f"{path}: {error}", path, setting_line(path, declaration.__name__), None) from None
 
 
 def _package(name: str, folder: Path) -> None:
@@ -216,7 +319,8 @@ def _import(name: str, path: Path) -> types.ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise AppLoadError(f"{path} failed to load: {error!r}") from error
+        app_folder = Path(sys.modules[name.split(".")[0]].__path__[0])
+        raise describe_failure(error, path, app_folder) from error
     return module
 
 

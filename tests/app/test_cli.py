@@ -136,3 +136,34 @@ async def test_prod_refuses_to_start_without_a_session_secret_and_origins_then_r
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
             assert await process.wait() == 0
+
+
+async def test_run_inside_an_app_folder_with_no_argument_it_serves_that_folder(tmp_path: Path) -> None:
+    (tmp_path / "api" / "controllers").mkdir(parents=True)
+    (tmp_path / "api" / "controllers" / "say.py").write_text("async def hello(req, res):\n    return res.ok('from my app')\n")
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "trisails", "--port", str(free_port())],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(20):
+            while b"(Ctrl-C to stop)" not in output:
+                chunk = await process.stdout.receive_some(4096)
+                assert chunk, output.decode()
+                output += chunk
+        assert f"serving {tmp_path} on".encode() in output
+        url = re.search(rb"on (http://\S+) \(Ctrl-C", output).group(1).decode()  # type: ignore[union-attr]
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url + "/say/hello")).text == "from my app"
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -44,6 +44,18 @@ from trisails.client import Client, connect
 #: Seconds one story may take, all of its waits included.
 WAIT = 15.0
 
+# The quickstart's hello reaches the sender too (as the Sails page says); here the sender is left out,
+# so the test also shows the omission holds across processes.
+HELLO_TO_THE_OTHERS = """
+from trisails import sails
+
+
+async def hello(req, res):
+    sails.sockets.join(req, "funSockets")
+    sails.sockets.broadcast("funSockets", "hello", {"id": sails.sockets.get_id(req)}, req)
+    return res.ok()
+"""
+
 VISITS = '''"""A test-only action (the example has none that writes the session): count this session's visits."""
 
 from trisails import Request, Response
@@ -77,7 +89,7 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_shared_redis()
     work: Path = tmp_path_factory.mktemp("three")
-    folder, key = copy_app(work / "app", extra={"api/controllers/visits.py": VISITS})
+    folder, key = copy_app(work / "app", extra={"api/controllers/visits.py": VISITS, "api/controllers/say.py": HELLO_TO_THE_OTHERS})
     database = PostgresDatabase()
     processes: list[Process] = []
     try:

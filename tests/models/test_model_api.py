@@ -318,3 +318,19 @@ async def test_a_model_with_its_own_text_primary_key(settings: Settings) -> None
             body, jwr = await b.post("/country", {"name": "Nowhere"})
             assert jwr.status_code == 400 and body["code"] == "E_INVALID_NEW_RECORD" and "code" in body["details"]
             assert (await b.get("/country/zz"))[1].status_code == 404
+
+
+async def test_a_usage_error_escaping_an_action_is_a_400_on_both_transports_as_the_docs_say() -> None:
+    app = App()
+    app.model(Note)
+
+    @app.action("note/careless")
+    async def careless(req: Request, res: Response) -> None:
+        return res.ok(await Note.create({"text": req.param("text"), "colour": "red"}))  # no such attribute
+
+    with trio.fail_after(WAIT):
+        async with app.lifted() as url, http_client(url) as http, connect(url) as io:
+            over_http = await http.post("/note/careless", json={"text": "hi"})
+            body, jwr = await io.post("/note/careless", {"text": "hi"})
+    assert over_http.status_code == jwr.status_code == 400
+    assert over_http.json() == body and body["code"] == "E_INVALID_NEW_RECORD" and "colour" in body["details"]

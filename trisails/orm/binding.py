@@ -13,7 +13,9 @@ is the related record's primary key, or the related record itself when populated
 from __future__ import annotations
 
 import base64
+import inspect
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,13 +28,13 @@ from uuid import UUID
 from pony import orm
 
 from .criteria import _CONVERTERS, Criteria, Field, UsageError, _json, _value_type, apply, parse_find, parse_where
-from .model import Model, PrimaryKey
+from .model import HIDDEN_REVERSE, Model, PrimaryKey, one_way_relations
 
 if TYPE_CHECKING:
     from .datastore import Datastore
     from .pubsub import PubSub
 
-__all__ = ["Association", "Change", "Link", "MissingRecord", "ModelBinding", "build_entities"]
+__all__ = ["Association", "Change", "Link", "MissingRecord", "ModelBinding", "ValidationError", "build_entities"]
 
 #: How many records a populated collection holds, as in Sails.
 POPULATE_LIMIT = 30
@@ -55,6 +57,8 @@ class Association:
     """The attribute on the other side that points back (``owner``)."""
     via_many: bool
     """Whether that attribute is a collection (many-to-many)."""
+    one_way: bool = False
+    """Declared on this side only: the other side is hidden, and is never told of changes (as in Sails)."""
 
 
 @dataclass
@@ -93,7 +97,15 @@ def now_ms() -> int:
 
 
 def build_entities(db: orm.Database, models: Iterable[type[Model]]) -> dict[str, Any]:
-    """Define a fresh Pony entity on ``db`` for each model; returns them by identity."""
+    """Define a fresh Pony entity on ``db`` for each model; returns them by identity.
+
+    A one-way association (declared on one side only) gets its other side here: a hidden ``Set`` on
+    the other model (:func:`~trisails.orm.model.one_way_relations`), which Pony needs and nobody sees."""
+    models = list(models)
+    one_way = one_way_relations(models)
+    hidden: dict[str, dict[str, Any]] = {}
+    for (owner, name), (target, reverse) in one_way.items():
+        hidden.setdefault(target, {})[reverse] = orm.Set(owner, reverse=name)
     entities = {}
     for model in models:
         attrs: dict[str, Any] = {}
@@ -106,7 +118,9 @@ def build_entities(db: orm.Database, models: Iterable[type[Model]]) -> dict[str,
             attrs["before_insert"] = _stamp_insert
             attrs["before_update"] = _stamp_update
         for name, attribute in model.attributes.items():
-            attrs[name] = attribute.build()
+            one_way_reverse = one_way.get((model.__name__, name))
+            attrs[name] = attribute.build(reverse=one_way_reverse[1]) if one_way_reverse else attribute.build()
+        attrs.update(hidden.get(model.__name__, {}))
         if model.table:
             attrs["_table_"] = model.table
         attrs["_trisails_identity_"] = model.identity
@@ -148,13 +162,16 @@ class ModelBinding:
         for attr in entity._attrs_:
             if attr.name == self.pk or (declaration.timestamps and attr.name in TIMESTAMPS.values()):
                 continue
+            if attr.name.startswith(HIDDEN_REVERSE):
+                continue  # the other side of another model's one-way association: not part of this model
             if not attr.is_relation:
                 scalars.append((attr.name, attr.name))
                 continue
             target = attr.py_type
             (target_pk,) = target._pk_attrs_
             self.associations[attr.name] = Association(
-                attr.name, target._trisails_identity_, attr.is_collection, attr.reverse.name, attr.reverse.is_collection
+                attr.name, target._trisails_identity_, attr.is_collection, attr.reverse.name, attr.reverse.is_collection,
+                one_way=attr.reverse.name.startswith(HIDDEN_REVERSE),
             )
             kind: Literal["to_one", "to_many"] = "to_many" if attr.is_collection else "to_one"
             self.fields[attr.name] = Field(attr.name, attr.name, kind, target_pk.py_type, target_pk.name)
@@ -287,13 +304,41 @@ class ModelBinding:
 
     # ---------------------------------------------------------------------------------- writes
     async def create(self, values: Mapping[str, Any]) -> Change:
-        return await self.datastore.run(self.create_record, dict(values))
+        values = dict(values) if isinstance(values, Mapping) else values
+        if isinstance(values, dict):
+            await self._lifecycle("before_create", values)
+        change = await self.datastore.run(self.create_record, values)
+        await self._lifecycle("after_create", change.after)
+        return change
 
     async def update(self, id: Any, values: Mapping[str, Any]) -> Change | None:
-        return await self.datastore.run(self.update_record, self.parse_id(id), dict(values))
+        pk = self.parse_id(id)
+        values = dict(values) if isinstance(values, Mapping) else values
+        if isinstance(values, dict):
+            await self._lifecycle("before_update", values)
+        change = await self.datastore.run(self.update_record, pk, values)
+        if change is not None:
+            await self._lifecycle("after_update", change.after)
+        return change
 
     async def destroy(self, id: Any) -> Change | None:
-        return await self.datastore.run(self.destroy_record, self.parse_id(id))
+        pk = self.parse_id(id)
+        await self._lifecycle("before_destroy", to_json(pk))
+        change = await self.datastore.run(self.destroy_record, pk)
+        if change is not None:
+            await self._lifecycle("after_destroy", change.before)
+        return change
+
+    async def _lifecycle(self, name: str, argument: Any) -> None:
+        """Run the model's lifecycle callback ``name`` (sync or async) if it defines one, on the loop.
+        A ``before_*`` callback may change the values it is given, or raise to refuse the write (a
+        UsageError answers 400); an ``after_*`` one runs after the commit, before anything is published."""
+        callback = getattr(self.declaration, name, None)
+        if callback is None:
+            return
+        result = callback(argument)
+        if inspect.isawaitable(result):
+            await result
 
     async def set_members(
         self, id: Any, alias: str, *, add: list[Any] = (), remove: list[Any] = (), replace: list[Any] | None = None  # type: ignore[assignment]
@@ -438,6 +483,9 @@ class ModelBinding:
                     kwargs[field_.column] = self.models[self.associations[name].target].fetch([value], name, code)[0]
             else:
                 kwargs[field_.column] = self._scalar(attr, name, value, code)
+                attribute = self.declaration.attributes.get(name)
+                if attribute is not None and attribute.rules and kwargs[field_.column] is not None:
+                    _check_rules(name, kwargs[field_.column], attribute.rules, code)
         for column, value in kwargs.items():
             attr = getattr(self.entity, column)
             if value is None and attr.is_required:
@@ -530,6 +578,53 @@ class ModelBinding:
             links.append(Link(alias, added=added, removed=removed, stolen_from=stolen))
         return links
 
+
+
+class ValidationError(UsageError):
+    """A value breaks one of its attribute's validation rules (``is_email``, ``min``, ``is_in``, ...):
+    a 400 whose ``details`` name the attribute and the rule; :attr:`rule` holds the rule's name and
+    :attr:`parameter` the attribute's. Nothing was written, and nothing is published."""
+
+    def __init__(self, attribute: str, rule: str, details: str, *, code: str) -> None:
+        super().__init__(attribute, details, code=code)
+        self.rule = rule
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+
+
+def _check_rules(name: str, value: Any, rules: Mapping[str, Any], code: str) -> None:
+    """Refuse ``value`` for the attribute ``name`` if it breaks one of ``rules``, naming the first it breaks."""
+    for rule, argument in rules.items():
+        broken = None
+        if rule in ("is_email", "is_url") and argument:
+            pattern, what = (_EMAIL, "an email address") if rule == "is_email" else (_URL, "an http(s) URL")
+            if not (isinstance(value, str) and pattern.fullmatch(value)):
+                broken = f"it must be {what}"
+        elif rule == "min" and isinstance(value, (int, float, Decimal)) and value < argument:
+            broken = f"it must be at least {argument}"
+        elif rule == "max" and isinstance(value, (int, float, Decimal)) and value > argument:
+            broken = f"it must be at most {argument}"
+        elif rule == "min_length" and isinstance(value, str) and len(value) < argument:
+            broken = f"it must be at least {argument} characters long"
+        elif rule == "max_length" and isinstance(value, str) and len(value) > argument:
+            broken = f"it must be at most {argument} characters long"
+        elif rule == "is_in" and value not in argument:
+            broken = f"it must be one of {', '.join(repr(v) for v in argument)}"
+        elif rule == "regex" and not (isinstance(value, str) and argument.search(value)):
+            broken = f"it must match {argument.pattern!r}"
+        elif rule == "custom":
+            try:
+                passed = argument(value)
+            except Exception as error:  # a check that raises refuses the value, saying why
+                passed, broken = False, f"the custom check raised {type(error).__name__}: {error}"
+            if not passed and broken is None:
+                broken = f"the custom check {getattr(argument, '__name__', 'custom')} refused it"
+        if broken is not None:
+            raise ValidationError(
+                name, rule, f"{_show(value)} is not a valid value for `{name}`: {broken} (rule `{rule}`).", code=code
+            )
 
 
 @contextmanager

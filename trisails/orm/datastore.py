@@ -33,12 +33,13 @@ import trio
 from pony import orm
 
 from .._errors import ConfigError
+from .alter import AlterError, add_missing_columns
 from .model import ModelError
 
 if TYPE_CHECKING:
     from .._config import DatastoreSettings
 
-__all__ = ["Datastore"]
+__all__ = ["Datastore", "check_url"]
 
 log = logging.getLogger("trisails.orm")
 
@@ -78,8 +79,9 @@ class Datastore:
     def open(self) -> None:
         """Connect and map the entities already defined on :attr:`db` (blocking: call it in a thread).
 
-        ``safe`` checks the tables exist and leaves them alone; ``alter`` creates the missing ones (Pony
-        cannot change an existing table's columns; drop it, or change it yourself); ``drop`` deletes
+        ``safe`` checks the tables exist and leaves them alone; ``alter`` creates the missing ones and
+        adds the columns existing ones lack (never dropping, renaming or retyping one:
+        :mod:`trisails.orm.alter`); ``drop`` deletes
         every table of the models, data included, and creates them anew.
         """
         if self.provider == "sqlite":
@@ -99,8 +101,14 @@ class Datastore:
                 self.db.generate_mapping(create_tables=False, check_tables=False)
                 self.db.drop_all_tables(with_all_data=True)
                 self.db.create_tables()
+            elif migrate == "alter":
+                self.db.generate_mapping(create_tables=False, check_tables=False)
+                add_missing_columns(self.db)  # Pony never changes an existing table; this adds columns
+                self.db.create_tables(check_tables=True)  # then the missing tables, indexes, foreign keys
             else:
-                self.db.generate_mapping(create_tables=migrate == "alter", check_tables=True)
+                self.db.generate_mapping(create_tables=False, check_tables=True)
+        except AlterError:
+            raise
         except (orm.DBException, orm.MappingError) as error:
             hint = " (migrate is 'safe', which never creates tables: run once with 'alter')" if migrate == "safe" else ""
             raise ConfigError(f"the tables of the datastore {self.describe()} do not fit the models{hint}: {error}") from error
@@ -180,8 +188,34 @@ def _tune_sqlite(db: Any, connection: Any) -> None:
     cursor.execute("PRAGMA foreign_keys = ON")
 
 
+def check_url(url: str) -> None:
+    """Refuse a datastore URL trisails cannot use, or whose driver is not installed, touching neither
+    the disk nor the network: an app folder is checked this way before anything is opened."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        rest = url[len("sqlite://") :]
+        if rest not in (":memory:", "/:memory:") and (not rest.startswith("/") or rest == "/"):
+            raise ConfigError(f"datastores.url {url!r}: write sqlite:///relative/file.db or sqlite:////absolute/file.db")
+        return
+    if parts.scheme in ("postgres", "postgresql"):
+        if not parts.path.lstrip("/"):
+            raise ConfigError(f"datastores.url {url!r} names no database: postgres://user@host:5432/DATABASE")
+        try:
+            importlib.import_module("psycopg2")
+        except ImportError as error:
+            raise ConfigError(
+                f"the datastore {parts.scheme}://{parts.hostname or ''}/{parts.path.lstrip('/')} needs the PostgreSQL "
+                f"driver psycopg2, which cannot be imported ({error}); install it with pip install 'trisails[postgres]'"
+            ) from None
+        return
+    raise ConfigError(f"datastores.url {url!r}: trisails knows sqlite:// and postgres:// URLs")
+
+
 def _parse_url(url: str, root: Path | None) -> tuple[str, dict[str, Any], Path | None]:
     """``(pony provider, bind arguments, a scratch folder to remove at close)`` for a datastore URL."""
+    check_url(url)
     if not url:
         if root is None:
             scratch = Path(tempfile.mkdtemp(prefix="trisails-db-"))

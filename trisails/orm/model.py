@@ -27,6 +27,7 @@ any number of apps without global state.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["Model", "ModelError", "Optional", "PrimaryKey", "Required", "Set"]
 
 T = TypeVar("T")
+
+#: The lifecycle callbacks a model may define, as classmethods (sync or async), as Sails' beforeCreate...
+LIFECYCLE = ("before_create", "after_create", "before_update", "after_update", "before_destroy", "after_destroy")
 
 #: Names a model's attributes may not take: they are the model's own methods, or Pony's.
 RESERVED = frozenset(
@@ -66,6 +70,7 @@ RESERVED = frozenset(
         "table",
         "timestamps",
         "attributes",
+        *LIFECYCLE,
     }
 )
 
@@ -80,9 +85,17 @@ class Attribute:
     kind: ClassVar[str]
 
     def __init__(self, py_type: Any, *args: Any, **kwargs: Any) -> None:
+        for sails_name, name in SAILS_RULE_NAMES.items():
+            if sails_name in kwargs:
+                raise ModelError(f"Sails' validation {sails_name}= is written {name}= in trisails")
+        self.rules: dict[str, Any] = {name: _check_rule(name, kwargs.pop(name)) for name in RULES if name in kwargs}
+        """The validation rules checked on every create and update (``is_email``, ``min``, ...)."""
         self.py_type = py_type
         self.args = args
         self.kwargs = kwargs
+        caller = sys._getframe(1)
+        self.declared_at: tuple[str, int] = (caller.f_code.co_filename, caller.f_lineno)
+        """Where the attribute is declared (file, line), so a mistake found later can point there."""
 
     @property
     def type_name(self) -> Any:
@@ -91,15 +104,55 @@ class Attribute:
             return self.py_type.__name__
         return self.py_type
 
-    def build(self) -> Any:
-        """A fresh Pony attribute for one app's database."""
+    def build(self, **extra: Any) -> Any:
+        """A fresh Pony attribute for one app's database (``extra``: options trisails adds, such as the
+        ``reverse`` of a one-way association)."""
         import pony.orm
 
-        return getattr(pony.orm, self.kind)(self.type_name, *self.args, **self.kwargs)
+        return getattr(pony.orm, self.kind)(self.type_name, *self.args, **{**self.kwargs, **extra})
 
     def __repr__(self) -> str:
         extra = "".join(f", {a!r}" for a in self.args) + "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.kind}({self.type_name!r}{extra})"
+
+
+#: Sails' attribute validations, in Python's spelling: checked by trisails on create and update, before
+#: anything is written, so a refused value is a 400 naming the attribute and the rule.
+RULES = ("is_email", "is_url", "min", "max", "min_length", "max_length", "is_in", "regex", "custom")
+SAILS_RULE_NAMES = {
+    "isEmail": "is_email",
+    "isURL": "is_url",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "isIn": "is_in",
+}
+
+
+def _check_rule(name: str, value: Any) -> Any:
+    """A rule's argument, checked when the model is declared (a compiled pattern for ``regex``)."""
+    import re
+
+    if name in ("is_email", "is_url"):
+        if not isinstance(value, bool):
+            raise ModelError(f"the rule {name} takes True or False, got {value!r}")
+    elif name in ("min", "max"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ModelError(f"the rule {name} takes a number, got {value!r}")
+    elif name in ("min_length", "max_length"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ModelError(f"the rule {name} takes a whole number of characters, got {value!r}")
+    elif name == "is_in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or not list(value):
+            raise ModelError(f"the rule is_in takes a list of the allowed values, got {value!r}")
+        return tuple(value)
+    elif name == "regex":
+        try:
+            return re.compile(value) if isinstance(value, str) else re.compile(value.pattern, value.flags)
+        except (re.error, AttributeError) as error:
+            raise ModelError(f"the rule regex takes a regular expression, got {value!r} ({error})") from None
+    elif name == "custom" and not callable(value):
+        raise ModelError(f"the rule custom takes a function value -> bool, got {value!r}")
+    return value
 
 
 class Required(Attribute):
@@ -149,6 +202,12 @@ class Model:
             raise ModelError(f"model {cls.__name__}: identity {cls.identity!r} must be a Python identifier")
         cls.timestamps = timestamps
         cls.table = table
+        for name in LIFECYCLE:
+            sails_name = "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))
+            if sails_name in vars(cls):
+                raise ModelError(f"model {cls.__name__}: Sails' {sails_name} is written {name} in trisails")
+            if name in vars(cls) and not callable(getattr(cls, name)):
+                raise ModelError(f"model {cls.__name__}: {name} must be a function (a classmethod, plain or async)")
         declared = {name: value for name, value in vars(cls).items() if isinstance(value, Attribute)}
         for name in declared:
             if name in RESERVED or name.startswith("_"):
@@ -169,6 +228,15 @@ class Model:
         for base in reversed(cls.__mro__[1:]):
             inherited.update(getattr(base, "attributes", {}))
         cls.attributes = {**inherited, **declared}
+
+    # Lifecycle callbacks (Sails' beforeCreate ... afterDestroy): define any of them as classmethods,
+    # plain or async. They run for the blueprints and the Model API alike, never for run().
+    #   before_create(values)   values about to be created: change them in place, or raise to refuse
+    #   after_create(record)    the record created, after the commit
+    #   before_update(values)   the values about to be set (change or refuse, as above)
+    #   after_update(record)    the record as it now is
+    #   before_destroy(id)      the id about to be destroyed (raise to refuse)
+    #   after_destroy(record)   the record as it was
 
     def __init__(self) -> None:
         raise ModelError(
@@ -299,16 +367,162 @@ class Model:
         return cls.binding().pubsub.publish(ids, data, req)
 
 
+class DeclarationError(ConfigError):
+    """A model declaration the app cannot use: an attribute of a type no column holds, a relation to
+    a model the app does not have or without its other side, an option Pony does not know. Carries
+    where the attribute is declared and what to do, for the one-line startup message."""
+
+    def __init__(self, message: str, *, at: tuple[str, int] | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+        """(file, line) of the attribute's declaration, when the mistake is one attribute's."""
+        self.hint = hint
+        """What to change, in a sentence."""
+
+
+#: The options Pony's attributes take, for the hint that follows a misspelled one.
+KNOWN_OPTIONS = (
+    "default", "unique", "index", "nullable", "column", "sql_type", "sql_default", "size", "max_len",
+    "min", "max", "precision", "scale", "autostrip", "reverse", "cascade_delete", "lazy", "volatile",
+    "py_check", "auto", "table", "optimistic", "fk_name",
+)
+
+
+def _column_types() -> tuple[type, ...]:
+    """The Python types a Pony column can hold (the SQLite and PostgreSQL providers agree on these)."""
+    from datetime import date, datetime, time, timedelta
+    from decimal import Decimal
+    from uuid import UUID
+
+    from pony.orm.ormtypes import Array, Json
+
+    return (str, int, float, bool, Decimal, datetime, date, time, timedelta, UUID, bytes, Json, Array)
+
+
 def check_relations(models: Iterable[type[Model]]) -> None:
-    """Refuse relations to models the app does not have, before Pony gives a less helpful error."""
+    """Check the app's model declarations before any database is opened, so a mistake is one clear
+    :class:`DeclarationError` naming the attribute and its line, not Pony's traceback at lift.
+
+    First the mistakes trisails can name precisely (types, relations), then a dry run of Pony's own
+    mapping on a private in-memory SQLite database for everything else (a misspelled option, say)."""
+    models = list(models)
     by_name = {m.__name__: m for m in models}
-    for model in by_name.values():
+    column_types = _column_types()
+    for model in models:
         for name, attribute in model.attributes.items():
+            where = f"model {model.__name__}.{name}"
             target = attribute.type_name
             if isinstance(attribute, Set) and not isinstance(target, str):
-                raise ConfigError(f"model {model.__name__}.{name}: a Set holds records of another model")
-            if isinstance(target, str) and target not in by_name:
-                known = ", ".join(sorted(by_name)) or "none"
-                raise ConfigError(
-                    f"model {model.__name__}.{name} refers to {target!r}, which is not a model of this app (models: {known})"
+                raise DeclarationError(
+                    f"{where}: a Set holds records of another model, not {_type_name(target)}",
+                    at=attribute.declared_at,
+                    hint='Name the other model (Set("Pet")), or use Optional(Json) for a list of values (from pony.orm import Json).',
                 )
+            if isinstance(target, str):
+                if target not in by_name:
+                    known = ", ".join(sorted(by_name)) or "none"
+                    raise DeclarationError(
+                        f"{where} refers to {target!r}, which is not a model of this app (models: {known})",
+                        at=attribute.declared_at,
+                        hint="Correct the model's name, or declare that model in api/models/ (or app.model() it).",
+                    )
+                _check_other_side(model, name, attribute, by_name[target])
+            elif not (isinstance(target, type) and issubclass(target, column_types)):
+                raise DeclarationError(
+                    f"{where}: {attribute.kind}({_type_name(target)}) is not a type a column can hold",
+                    at=attribute.declared_at,
+                    hint=(
+                        "Use str, int, float, bool, Decimal, datetime, date, time, timedelta, UUID or bytes; "
+                        "for lists and dicts use Json (from pony.orm import Json), for records of another "
+                        'model Set("Other") or Optional("Other").'
+                    ),
+                )
+    _dry_run(models)
+
+
+def _type_name(value: Any) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)
+
+
+def _check_other_side(model: type[Model], name: str, attribute: Attribute, other: type[Model]) -> None:
+    """A relation with ``reverse=`` must name an attribute of the other model that points back; one
+    without it and with nothing pointing back is one-way (:func:`one_way_relations`), which is fine."""
+    reverse = attribute.kwargs.get("reverse")
+    if reverse is None:
+        return
+    back = other.attributes.get(reverse)
+    if back is None or back.type_name != model.__name__:
+        raise DeclarationError(
+            f"model {model.__name__}.{name} has reverse={reverse!r}, but {other.__name__} has no attribute "
+            f"{reverse!r} pointing back to {model.__name__}",
+            at=attribute.declared_at,
+            hint=f"Name the attribute of {other.__name__} that points back, or leave reverse= out for a one-way association.",
+        )
+
+
+#: The prefix of the attributes trisails adds to the other side of a one-way association; the API and
+#: the blueprints never show them (declared attributes cannot start with ``_``).
+HIDDEN_REVERSE = "_reverse_of_"
+
+
+def one_way_relations(models: Iterable[type[Model]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The relations declared on one side only (Sails' ``model: 'member'`` with no ``via``), which
+    Pony cannot map as they are: ``(model, attribute)`` → ``(other model, hidden attribute)``, the
+    ``Set`` trisails adds to the other model so Pony has both sides.
+
+    A relation is one-way when it has no ``reverse=`` and the other model has no attribute pointing
+    back at its model. Its hidden other side is always a ``Set``: a to-one relation becomes one-to-many
+    (many cards may have the same assignee), a ``Set`` many-to-many (as Sails' one-way collections)."""
+    models = list(models)
+    by_name = {m.__name__: m for m in models}
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for model in models:
+        for name, attribute in model.attributes.items():
+            target = attribute.type_name
+            if not isinstance(target, str) or target not in by_name or "reverse" in attribute.kwargs:
+                continue
+            other = by_name[target]
+            back = [
+                n for n, a in other.attributes.items()
+                if a.type_name == model.__name__ and not (other is model and n == name)
+            ]
+            if not back:
+                found[(model.__name__, name)] = (target, f"{HIDDEN_REVERSE}{model.__name__}_{name}")
+    return found
+
+
+def _dry_run(models: list[type[Model]]) -> None:
+    """Map the models on a throwaway in-memory database; what Pony refuses becomes a DeclarationError
+    pointing at the attribute its message names."""
+    import re
+
+    from pony import orm
+
+    from .binding import build_entities
+
+    if not models:
+        return
+    db = orm.Database()
+    try:
+        build_entities(db, models)
+        db.bind(provider="sqlite", filename=":memory:")
+        db.generate_mapping(create_tables=False, check_tables=False)
+    except Exception as error:
+        text = str(error)
+        at = None
+        by_name = {m.__name__: m for m in models}
+        for model_name, attr_name in re.findall(r"\b(\w+)\.(\w+)\b", text):
+            attribute = by_name.get(model_name, Model).__dict__.get("attributes", {}).get(attr_name)
+            if attribute is not None:
+                at = attribute.declared_at
+                break
+        hint = None
+        if "unknown option" in text:
+            hint = (
+                f"Correct the option's spelling; the options Pony knows: {', '.join(KNOWN_OPTIONS)}; "
+                f"and trisails' validation rules: {', '.join(RULES)}."
+            )
+        raise DeclarationError(f"the models cannot be mapped: {text}", at=at, hint=hint) from error
+    finally:
+        if db.provider is not None:
+            db.disconnect()

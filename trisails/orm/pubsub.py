@@ -131,6 +131,8 @@ class PubSub:
 
     def _notify_link(self, id: Any, link: Link, omit: Request | None) -> None:
         association = self.binding.associations[link.alias]
+        if association.one_way:
+            return  # the other model has no attribute for it: nothing to tell its records, as in Sails
         other = self.binding.models[association.target].pubsub
         me = to_json(id)
         # the records that lost this one first, then those that gained it, as Sails tells them

@@ -181,6 +181,7 @@ class Connection:
         "_poll_ready",
         "_ended",
         "_reader_scope",
+        "_probe_scope",
         "_timer_at",
     )
 
@@ -198,6 +199,7 @@ class Connection:
         self._poll_ready: trio.Event | None = None  # set to wake the pending long-poll GET
         self._ended = trio.Event()
         self._reader_scope: trio.CancelScope | None = None
+        self._probe_scope: trio.CancelScope | None = None  # the probing websocket's read, during an upgrade
         self._timer_at: float | None = None
 
     def __repr__(self) -> str:
@@ -279,18 +281,28 @@ class Connection:
             if self._websocket is not None and self._writer is WriterState.IDLE:
                 if session.queued and self._direct:
                     self._write_direct()
-                elif session.queued or session.state is SessionState.CLOSING:
-                    self._start_writer()
-        elif self._poll_ready is not None and session.poll_ready:
-            self._poll_ready.set()
+                if self._writer is WriterState.IDLE:
+                    if session.queued:
+                        self._start_writer()
+                    elif session.state is SessionState.CLOSING and not self._leftover:
+                        session.take()  # everything is out: the closing session is over
+                        self._finish()
+                        return
+        else:
+            if self._poll_ready is not None and session.poll_ready:
+                self._poll_ready.set()
+            if self._probe_scope is not None and session.upgrade is UpgradeState.NONE:
+                self._probe_scope.cancel()  # the upgrade timed out: let go of the probing websocket
         self._deadlines.schedule(self)
 
     def _finish(self) -> None:
-        """The session is over: wake the poll, stop the reader, and let :meth:`run` end."""
+        """The session is over: wake the poll, stop the readers, and let :meth:`run` end."""
         if self._poll_ready is not None:
             self._poll_ready.set()
         if self._reader_scope is not None:
             self._reader_scope.cancel()
+        if self._probe_scope is not None:
+            self._probe_scope.cancel()
         if not self._ended.is_set():
             if self.session.close_reason == "slow consumer":
                 log.warning("closing session %s: slow consumer (%d messages waiting)", self.sid, self.session.queued)
@@ -373,10 +385,11 @@ class Connection:
         self._deadlines.schedule(self)
         try:
             while session.upgrade in (UpgradeState.PROBING, UpgradeState.PROBED) and not session.closed:
+                frame: str | bytes | None = None
                 with trio.CancelScope() as scope:
-                    self._reader_scope = scope
+                    self._probe_scope = scope
                     frame = await websocket.receive()
-                self._reader_scope = None
+                self._probe_scope = None
                 if frame is None or not session.receive_probe(frame):
                     break
                 answer = session.take_probe_answer()
@@ -384,7 +397,7 @@ class Connection:
                     await websocket.send(answer)
                 self._react()
         finally:
-            self._reader_scope = None
+            self._probe_scope = None
         if session.upgrade is not UpgradeState.UPGRADED:
             session.abandon_upgrade()
             self._react()

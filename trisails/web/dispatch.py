@@ -31,7 +31,7 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
     """Route ``req``, run the policies guarding its action and then the action, and return the response.
 
     A policy that answers (``res.forbidden()``) ends the request there: the action never runs."""
-    res = Response(production=production)
+    res = Response(production=production, request=req)
     found = router.match(req.method, req.path)
     if found is None:
         if req.method == "OPTIONS" and (allowed := router.allowed_methods(req.path)):
@@ -43,12 +43,14 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
     route, params = found
     req.params = params
     req.options = route.options
+    req.action = route.name
     if req.app.settings.security.csrf and not csrf_ok(req):
         log.info("refused %s %s: no valid CSRF token", req.method, req.path)
         res.forbidden()
         return res
     try:
-        if policies is not None and not route.options.get("builtin") and not await policies.check(route.name, req, res):
+        guarded = not route.options.get("builtin") and "view" not in route.options  # as in Sails: views have no policies
+        if policies is not None and guarded and not await policies.check(route.name, req, res):
             return res
         if inspect.iscoroutinefunction(route.action):
             result = await route.action(req, res)
@@ -70,7 +72,31 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         return res
     if not res.sent:
         _answer_with(res, result, route.name)
+    if inspect.isawaitable(res.body):
+        return unsendable(req, res.body, production=production)
     return res
+
+
+def unsendable(req: Request, body: Any, *, production: bool, error: Exception | None = None) -> Response:
+    """The answer to a request whose action chose a body JSON cannot carry (a set, an object, a coroutine
+    from a forgotten ``await``): a 500 with a JSON body, logged with the action's name, the same over
+    HTTP and sockets. Both transports call this when their encoder refuses the body."""
+    action = req.action or f"{req.method} {req.path}"
+    if inspect.isawaitable(body):
+        if inspect.iscoroutine(body):
+            body.close()  # it will never run: no "never awaited" warning on top of this message
+        problem = f"the action {action} answered with {type(body).__name__} {_name_of(body)}: an await is missing"
+    else:
+        problem = f"the response body of the action {action} cannot be sent as JSON: {error or type(body).__name__}"
+    log.error("%s %s: %s", req.method, req.url, problem)
+    res = Response(production=production)
+    res.status(500).json("Internal Server Error" if production else problem[0].upper() + problem[1:])
+    return res
+
+
+def _name_of(awaitable: Any) -> str:
+    name = getattr(awaitable, "__qualname__", None)
+    return f"{name}()" if name else repr(awaitable)
 
 
 def _answer_with(res: Response, result: Any, action: str) -> None:

@@ -17,16 +17,19 @@ session, as in Sails, and is therefore sent ``Cache-Control: private, no-cache``
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from quart import Response as QuartResponse
+from werkzeug.exceptions import HTTPException
 from quart import request, send_file
 from werkzeug.security import safe_join
 
 from ..protocol.virtual import nested_deeper_than, parse_query
-from .dispatch import dispatch
+from ..protocol.socketio import _to_json
+from .dispatch import dispatch, unsendable
 from .request import _UNSET, Request, Response
 from .security import cors_headers, preflight_headers
 from .sessions import new_sid
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_PATH", "install"]
 
 log = logging.getLogger("trisails.web")
+access_log = logging.getLogger("trisails.access")
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 CLIENT_PATH = "/js/dependencies/sails.io.js"
@@ -56,6 +60,18 @@ def install(app: App) -> None:
 
 
 async def _handle(app: App) -> QuartResponse:
+    started = time.perf_counter()
+    response = await _respond(app)
+    if app.settings.log.access and access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d %.1fms http %s",
+            request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000,
+            request.remote_addr or "-",
+        )
+    return response
+
+
+async def _respond(app: App) -> QuartResponse:
     production = app.settings.production
     method = request.method
     origin = request.headers.get("origin")
@@ -63,7 +79,12 @@ async def _handle(app: App) -> QuartResponse:
         allowed = preflight_headers(app.settings.security, origin)
         if allowed is not None:
             return QuartResponse(b"", status=204, headers=allowed)
-    response = await _answer(app, production, method)
+    try:
+        response = await _answer(app, production, method)
+    except HTTPException as refusal:  # quart's own answers about the request (413 for a body too big)
+        response = QuartResponse(orjson.dumps(refusal.description), status=refusal.code or 400, headers=_JSON)
+    except Exception as error:
+        response = _failure(app, error)
     for name, value in cors_headers(app.settings.security, origin).items():
         response.headers[name] = value
     return response
@@ -105,7 +126,7 @@ async def _answer(app: App, production: bool, method: str) -> QuartResponse:
     if found is None or not found[0].options.get("builtin"):  # the health check has no session
         await sessions.attach(req, req.headers.get("cookie"))
     res = await dispatch(app.router, req, production=production, policies=app.policies)
-    response = _to_http(res)
+    response = _to_http(res, req)
     if req.session is not None and await sessions.save(req.session):
         response.headers.add("set-cookie", sessions.set_cookie(req.session.id))
     return response
@@ -167,7 +188,7 @@ def _hidden(path: str) -> bool:
     return any(segment.startswith(".") for segment in segments)
 
 
-def _to_http(res: Response) -> QuartResponse:
+def _to_http(res: Response, req: Request | None = None) -> QuartResponse:
     body = res.body
     headers = dict(res.headers)
     if body is _UNSET:
@@ -177,14 +198,38 @@ def _to_http(res: Response) -> QuartResponse:
     elif isinstance(body, str) and not res.as_json:
         payload, content_type = body.encode(), "text/html; charset=utf-8"
     else:
-        payload, content_type = orjson.dumps(body, default=_jsonable), "application/json; charset=utf-8"
+        try:
+            payload, content_type = _json_payload(body), "application/json; charset=utf-8"
+        except (TypeError, ValueError) as error:
+            if req is None:
+                raise
+            failed = unsendable(req, body, production=res._production, error=error)
+            return _to_http(failed)
     response = QuartResponse(payload, status=res.status_code, headers=headers)
     if content_type and not any(k.lower() == "content-type" for k in headers):
         response.headers["content-type"] = content_type
     return response
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _json_payload(body: Any) -> bytes:
+    """``body`` as JSON with the very encoder socket answers use, so a body that one transport refuses
+    (a set, a coroutine, an object) the other refuses too, and with the same 500."""
+    try:
+        return orjson.dumps(body)  # the common case, in one step
+    except TypeError:
+        pass
+    text, attachments = _to_json(body)  # the socket encoder's fallback (integers past 64 bits), or its refusal
+    if attachments:
+        raise TypeError("binary data inside a JSON body cannot go over HTTP (send the bytes alone, or base64 them)")
+    return text.encode("utf-8")
+
+
+def _failure(app: App, error: Exception) -> QuartResponse:
+    """What HTTP gets when something around the action fails (a session store, say): a 500 in the
+    same shape as an action's, JSON, never quart's HTML error page."""
+    log.exception("%s %s failed outside its action", request.method, request.path)
+    body = "Internal Server Error" if app.settings.production else f"{type(error).__name__}: {error}"
+    return QuartResponse(orjson.dumps(body), status=500, headers=_JSON)
+
+
+_JSON = {"content-type": "application/json; charset=utf-8"}

@@ -56,6 +56,9 @@ class Request:
         """Route parameters: ``{"id": "7"}`` for ``/user/:id``."""
         self.options: dict[str, Any] = {}
         """Options the route bound to this request (a route target dict's extra keys)."""
+        self.action: str | None = None
+        """The name of the action the request was routed to (``"say/hello"``, ``"user/find"``), as Sails'
+        ``req.options.action``; ``None`` until it is routed, and for a request no route matched."""
         self.rejoin: bool | None = None
         """Whether a reconnecting trisails client should send this request again to get its rooms back:
         ``None`` (the default) when the request joined or left a room, ``False`` never. Writes set it to
@@ -102,7 +105,7 @@ class Response:
     The setters return the response, so they chain: ``res.status(201).set("X-Id", "7").json(record)``.
     """
 
-    def __init__(self, *, production: bool = False) -> None:
+    def __init__(self, *, production: bool = False, request: Request | None = None) -> None:
         self.status_code = 200
         self.headers: dict[str, str] = {}
         self.body: Any = _UNSET
@@ -110,6 +113,7 @@ class Response:
         self.as_json = False
         """Whether the body must go out as JSON even when it is a string (``res.json("text")``)."""
         self._production = production
+        self._request = request
 
     # setters -----------------------------------------------------------------------------------------
     def status(self, code: int) -> Response:
@@ -176,6 +180,20 @@ class Response:
         else:
             body = error
         self.status(500).send(body)
+
+    def view(self, name: str | None = None, /, *, layout: str | bool | None = None, **locals: Any) -> None:
+        """Render ``views/<name>.html`` (Jinja2) with ``locals`` and send it as HTML, as Sails' ``res.view``.
+
+        The view also sees ``req``, ``session``, ``sails`` and, with CSRF protection on, ``_csrf``. It is
+        put in the layout (``views/layouts/layout.html`` unless ``views.layout`` says otherwise) as
+        ``body``; ``layout="layouts/other"`` picks another, ``layout=False`` none. With no ``name``, the
+        view named after the action (``say/hello`` renders ``views/say/hello.html``). A missing
+        template raises :class:`~trisails.ViewNotFound`, a 500 that names the file looked for."""
+        from .views import render_view
+
+        if self._request is None:
+            raise RuntimeError("res.view needs the request this response answers; it works in actions and policies")
+        render_view(self._request, self, name, layout, locals)
 
     def redirect(self, url: str, status: int = 302) -> None:
         """Redirect to ``url`` (302 unless told otherwise)."""

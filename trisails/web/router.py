@@ -4,7 +4,8 @@ Routes are written as in Sails' ``config/routes.js``: ``"GET /user/:id"`` or ``"
 paths matched without regard to case),
 with ``:name`` parameters (``:name?`` when optional) and a ``*`` wildcard (its match is ``req.params["0"]``).
 A target is an action: a function, or the name of one in ``api/controllers`` (``"say.hello"`` or
-``"say/hello"``), optionally in a dict with more route options (``{"action": "say/hello", "skip": 1}``).
+``"say/hello"``), optionally in a dict with more route options (``{"action": "say/hello", "skip": 1}``);
+or a view, ``{"view": "homepage"}`` (with ``"locals"``), rendered from ``views/`` with no policy.
 
 Explicit routes are matched first, in the order they were added; then the action routes that every
 controller function gets (``/say/hello`` for ``api/controllers/say.py:hello``) unless the app turns them
@@ -115,10 +116,12 @@ class Router:
         if method not in (*METHODS, "*", "ALL"):
             raise ConfigError(f"route {spec!r}: unknown verb {method!r}")
         options: dict[str, Any] = {}
+        if isinstance(target, dict) and "view" in target:
+            return self._add_view(spec, method, path, target)
         if isinstance(target, dict):
             options = {k: v for k, v in target.items() if k != "action"}
             if "action" not in target:
-                raise ConfigError(f"route {spec!r}: a dict target needs an 'action' key")
+                raise ConfigError(f"route {spec!r}: a dict target needs an 'action' key (or a 'view' key)")
             target = target["action"]
         if isinstance(target, str):
             name = target.strip("/").replace(".", "/")
@@ -131,6 +134,26 @@ class Router:
         else:
             raise ConfigError(f"route {spec!r}: the target must be an action name or a function, got {target!r}")
         route = Route("*" if method == "ALL" else method, path.strip(), action, name, options)
+        self.routes.append(route)
+        return route
+
+    def _add_view(self, spec: str, method: str, path: str, target: dict[str, Any]) -> Route:
+        """A route straight to a view, ``{"view": "homepage", "locals": {...}}``, as Sails' routes to views."""
+        from .views import view_action
+
+        view = target["view"]
+        if not isinstance(view, str) or not view.strip("/"):
+            raise ConfigError(f"route {spec!r}: 'view' names a template of views/, like 'homepage' or 'pages/about'; got {view!r}")
+        unknown = set(target) - {"view", "locals"}
+        if "action" in unknown:
+            raise ConfigError(f"route {spec!r}: a route targets an action or a view, not both")
+        if unknown:
+            raise ConfigError(f"route {spec!r}: a view target takes 'view' and 'locals', not {', '.join(sorted(unknown))}")
+        values = target.get("locals", {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"route {spec!r}: 'locals' must be a dict of the names the view sees, got {values!r}")
+        name = view.strip("/")
+        route = Route("*" if method == "ALL" else method, path.strip(), view_action(name, values), f"view:{name}", {"view": name})
         self.routes.append(route)
         return route
 

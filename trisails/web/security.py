@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .._config import SecuritySettings
     from .request import Request, Response
 
-__all__ = ["SAFE_METHODS", "TOKEN_PATH", "cors_headers", "csrf_ok", "grant_csrf_token", "preflight_headers"]
+__all__ = ["SAFE_METHODS", "TOKEN_PATH", "cors_headers", "csrf_ok", "csrf_token", "grant_csrf_token", "preflight_headers"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PATH = "/csrfToken"
@@ -47,6 +47,13 @@ def csrf_ok(req: Request) -> bool:
     return isinstance(legacy, str) and legacy.isascii() and hmac.compare_digest(sent, legacy)
 
 
+def csrf_token(req: Request) -> str:
+    """The CSRF token of ``req``'s session (what ``GET /csrfToken`` answers and views get as ``_csrf``):
+    derived from the session id, so nothing is put in the session and nothing is stored."""
+    assert req.session is not None
+    return req.app.sessions.csrf_token(req.session.id)
+
+
 def grant_csrf_token(req: Request, res: Response) -> None:
     """``GET /csrfToken``: the session's CSRF token as ``{"_csrf": token}``, over HTTP only."""
     if req.is_socket:
@@ -60,7 +67,7 @@ def grant_csrf_token(req: Request, res: Response) -> None:
     if req.session is None:
         res.server_error("CSRF protection needs sessions: turn session.enabled back on")
         return
-    token = req.app.sessions.csrf_token(req.session.id)  # nothing is put in the session: nothing stored
+    token = csrf_token(req)  # nothing is put in the session: nothing stored
     res.set("cache-control", "no-store")
     res.ok({"_csrf": token})
 

@@ -12,11 +12,13 @@ A socket's requests are handled one at a time, in order, like its other events.
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._ratelimit import TokenBucket
 from ..protocol import virtual
-from .dispatch import dispatch
+from .dispatch import dispatch, unsendable
 from .request import _UNSET as _NO_BODY
 from .request import Request
 from .sessions import new_sid
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["REJOIN_HEADER", "attach"]
 
 log = logging.getLogger("trisails.web")
+access_log = logging.getLogger("trisails.access")
+socket_log = logging.getLogger("trisails.sockets")
 
 #: Added to the JWR of a request that changed the socket's rooms (joined or left one), for clients that
 #: asked for it (``__trisails_client=1``): after a reconnect they repeat such requests, in order, to get
@@ -45,6 +49,13 @@ def attach(app: App, socket: Socket) -> None:
     socket.on_events(_VERBS, requests)
     if app.settings.sockets.after_disconnect is not None:
         socket.on("disconnect", requests.after_disconnect)
+    if socket_log.isEnabledFor(logging.DEBUG):  # checked per socket: nothing is added when it is off
+        socket_log.debug("socket %s connected from %s", socket.id, socket.handshake.address or "-")
+        socket.on("disconnect", partial(_log_disconnect, socket.id))
+
+
+def _log_disconnect(socket_id: str, reason: str) -> None:
+    socket_log.debug("socket %s disconnected: %s", socket_id, reason)
 
 
 def _no_session(socket: Socket) -> bool:
@@ -88,14 +99,25 @@ class _Requests:
             await app.sessions.save(session)
 
     async def __call__(self, verb: str, args: list[Any], ack: Ack | None) -> None:
+        logging_access = self.app.settings.log.access and access_log.isEnabledFor(logging.INFO)
+        started = time.perf_counter() if logging_access else 0.0
         if self.app.draining:
             if ack is not None:
                 ack(virtual.jwr("Service Unavailable: the server is shutting down", {}, 503))
-            return
-        with self.app.socket_requests.track():
-            await self._serve(verb, args, ack)
+            status = 503
+        else:
+            with self.app.socket_requests.track():
+                status = await self._serve(verb, args, ack)
+        if logging_access:
+            envelope = args[0] if args and isinstance(args[0], dict) else {}
+            url = envelope.get("url")
+            path = url.split("?", 1)[0] if isinstance(url, str) else "-"
+            access_log.info(
+                "%s %s %d %.1fms socket %s", verb.upper(), path, status, (time.perf_counter() - started) * 1000, self.socket.id
+            )
 
-    async def _serve(self, verb: str, args: list[Any], ack: Ack | None) -> None:
+    async def _serve(self, verb: str, args: list[Any], ack: Ack | None) -> int:
+        """Answer one virtual request; returns its status, for the access log."""
         app, socket, bucket = self.app, self.socket, self.bucket
         production = app.settings.production
         if not bucket.take():
@@ -103,7 +125,7 @@ class _Requests:
             if ack is not None:
                 wait = f"{bucket.retry_after():.3f}"
                 ack(virtual.jwr("Too Many Requests", {"retry-after": wait}, 429))
-            return
+            return 429
         try:
             # Sails' order: the envelope and its url first, then the SDK version.
             forced = {"cookie": self.cookie} if self.cookie is not None else {}
@@ -121,7 +143,7 @@ class _Requests:
                 ack(problem)
             else:
                 socket.emit("sails:parseError", problem)
-            return
+            return 400
         req = Request(
             app=app,
             method=request.method,
@@ -144,7 +166,7 @@ class _Requests:
         if socket.room_changes != room_changes and req.rejoin is not False and socket.handshake.query.get("__trisails_client") == "1":
             headers[REJOIN_HEADER] = "1"
         if ack is None:
-            return
+            return res.status_code
         answer = (
             {"headers": headers, "statusCode": res.status_code}
             if res.body is _NO_BODY
@@ -153,6 +175,7 @@ class _Requests:
         try:
             ack(answer)
         except (TypeError, ValueError) as error:  # a body JSON cannot hold: the client still gets an answer
-            log.error("%s %s: the response body cannot be sent as JSON: %s", req.method, req.url, error)
-            body = "Internal Server Error" if production else f"The response body cannot be sent as JSON: {error}"
-            ack(virtual.jwr(body, {}, 500))
+            failed = unsendable(req, res.body, production=production, error=error)
+            ack(virtual.jwr(failed.body, {}, failed.status_code))
+            return failed.status_code
+        return res.status_code
