@@ -25,7 +25,19 @@ __all__ = [
 
 
 class TrisailsError(Exception):
-    """Base class of every error trisails raises on purpose."""
+    """Base class of every error trisails raises on purpose.
+
+    :attr:`http_status` says how a request answers when its action lets the error escape: None (the
+    default) is a bug, a 500; a number is the client's mistake or a limit it hit, answered with that
+    status and :meth:`response_body` instead of a 500.
+    """
+
+    http_status: int | None = None
+
+    def response_body(self, method: str, path: str, *, production: bool) -> object:
+        """The body of the answer when :attr:`http_status` is set: the message, unless a subclass says
+        more (a :class:`~trisails.UsageError` names the parameter, in Sails' shape)."""
+        return str(self)
 
 
 class RoomLimitReached(TrisailsError):

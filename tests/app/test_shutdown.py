@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import trio
+import trio.testing
 
 from trisails import App, Model, Request, Required, Response, Settings
 from trisails.client import connect
@@ -35,6 +36,7 @@ def shop(tmp_path: Path) -> tuple[App, trio.Event]:
 async def test_a_socket_request_in_flight_finishes_and_its_write_lands(tmp_path: Path) -> None:
     app, started = shop(tmp_path)
     answers: list[tuple[object, int]] = []
+    answered = trio.Event()
     async with trio.open_nursery() as nursery:
         url = await nursery.start(app.lift, "127.0.0.1", 0)
         async with connect(url, reconnection=False) as buyer:
@@ -42,13 +44,13 @@ async def test_a_socket_request_in_flight_finishes_and_its_write_lands(tmp_path:
             async def order() -> None:
                 body, jwr = await buyer.post("/orders/slow", {"item": "teapot"})
                 answers.append((body, jwr.status_code))
+                answered.set()
 
             nursery.start_soon(order)
             await started.wait()
             app.lower()
             with trio.fail_after(5):
-                while not answers:
-                    await trio.sleep(0.01)
+                await answered.wait()
     body, status = answers[0]
     assert status == 200 and isinstance(body, dict) and body["item"] == "teapot"
     async with app.lifted() as url:  # the order was committed, not cut short
@@ -69,7 +71,8 @@ async def test_while_lowering_new_socket_requests_and_new_clients_are_turned_awa
             nursery.start_soon(order)
             await started.wait()
             app.lower()
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # the lift task has begun to drain
+            assert app.draining
             body, jwr = await second.get("/order")
             assert jwr.status_code == 503 and "shutting down" in body
             async with httpx.AsyncClient(base_url=url) as http:

@@ -542,13 +542,16 @@ async def test_leaving_the_block_while_reconnecting_or_connecting_is_prompt() ->
                 await io.wait_for("disconnect", timeout=WAIT)
             assert client_tasks() == []
 
+        holding = trio.Event()
+
         @server.app.io.use
         async def hold(socket: Socket) -> None:
+            holding.set()
             await admit.wait()
 
         with trio.fail_after(1.0):
             async with connect(url, wait=False) as io:
-                await trio.sleep(0.1)
+                await holding.wait()  # the client is mid-connect: its namespace is held at the server
                 assert not io.connected
             assert client_tasks() == []
         admit.set()

@@ -35,10 +35,13 @@ async def test_a_room_left_before_the_reconnect_stays_left() -> None:
         assert io.rejoins == [("post", "/rooms/join"), ("post", "/rooms/join"), ("post", "/rooms/leave")]
         first_id = io.id
         (socket,) = app.io.sockets.values()
+        reconnected = trio.Event()
+        io.on("reconnect", lambda attempts: reconnected.set())
         socket._connection.session.close("the network blinked", flush=False)
         with trio.fail_after(10):
-            while io.id == first_id or not io.connected or len(app.io.sockets) != 1:
-                await trio.sleep(0.02)
+            await reconnected.wait()
+        assert io.connected and io.id != first_id
         body, _ = await io.get("/ping")  # sent after the repeats, so the rooms are back by now
         assert body == "pong"
+        assert set(app.io.sockets) == {io.id}
         assert app.sockets.rooms_of(io.id) == {io.id, "b"}

@@ -23,10 +23,12 @@ async def test_a_reconnecting_client_repeats_its_reads_but_never_its_writes(sett
             _, jwr = await client.get("/user")  # a read that subscribes: repeated to get the rooms back
             assert jwr.headers.get("x-trisails-rejoin") == "1"
             socket = app.io.sockets[client.id]
+            reconnected = trio.Event()
+            client.on("reconnect", lambda attempts: reconnected.set())
             socket._connection.session.close("network trouble", flush=False)  # the connection drops; the client comes back
-            while not client.connected or client.id == socket.id:
-                await trio.sleep(0.02)
-            await trio.sleep(0.2)  # the replay of the read has had time to run
+            await reconnected.wait()
+            assert client.connected and client.id != socket.id
+            # the client repeats the read before anything sent after the reconnect, so it has run by now
             names = [u["name"] for u in (await client.get("/user"))[0]]
             assert names == ["joe"]  # one joe: the create was not sent again
             assert (await client.get("/pet"))[0][0]["owner"]["id"] == joe["id"]  # populated

@@ -63,8 +63,15 @@ async def test_fifty_sockets_create_at_once_and_every_watcher_hears_each_once(se
 async def test_sockets_racing_for_one_unique_name_get_one_record_and_clear_refusals(settings: Settings) -> None:
     statuses: list[tuple[int, str | None]] = []
 
+    connected = 0
+    all_connected = trio.Event()
+
     async def claim(url: str, ready: trio.Event) -> None:
+        nonlocal connected
         async with connect(url) as socket:
+            connected += 1
+            if connected == 20:
+                all_connected.set()
             await ready.wait()
             body, jwr = await socket.post("/user", {"name": "highlander"})
             statuses.append((jwr.status_code, body.get("code") if isinstance(body, dict) else None))
@@ -75,7 +82,7 @@ async def test_sockets_racing_for_one_unique_name_get_one_record_and_clear_refus
             async with trio.open_nursery() as nursery:
                 for _ in range(20):
                     nursery.start_soon(claim, url, ready)
-                await trio.sleep(0.2)
+                await all_connected.wait()  # then all twenty ask at once
                 ready.set()
             assert sorted(statuses) == [(200, None)] + [(400, "E_UNIQUE")] * 19
             assert await User.count() == 1

@@ -447,7 +447,7 @@ def test_what_cannot_make_a_query_is_refused_naming_the_parameter(
 
 def test_unknown_names_are_shown_safely_in_the_details() -> None:
     error = refusal({"where": {"\ud800" + "x" * 100: 1}})
-    orjson.dumps(error.body("GET", "/user", production=False))
+    orjson.dumps(error.response_body("GET", "/user", production=False))
     assert "\\ud800" in error.details and "..." in error.details
 
 
@@ -489,13 +489,13 @@ def test_attributes_of_unsupported_types_cannot_be_filtered_but_can_be_sorted() 
 def test_the_error_body_is_sails_formatusageerror_with_the_tip_only_in_development() -> None:
     error = refusal({"limit": "x"})
     assert isinstance(error, TrisailsError)
-    assert error.body("GET", "/user", production=True) == {
+    assert error.response_body("GET", "/user", production=True) == {
         "code": "E_INVALID_CRITERIA",
         "details": error.details,
         "message": "The server could not fulfill this request (`GET /user`) due to a problem with the parameters "
         "that were sent.  See the `details` for more info.",
     }
-    development = error.body("GET", "/user", production=False)
+    development = error.response_body("GET", "/user", production=False)
     assert list(development) == ["code", "details", "message"]
     assert development["message"].endswith(
         "See the `details` for more info.  **The following additional tip will not be shown in production**:  "
@@ -663,7 +663,7 @@ def check_usage(models: Models, params: dict[str, Any]) -> None:
         try:
             criteria = parse_find(params, fields)
         except UsageError as error:
-            orjson.dumps(error.body("GET", "/user", production=False))
+            orjson.dumps(error.response_body("GET", "/user", production=False))
             continue
         assert parse_where(criteria.where, fields) == criteria.where
         with orm.db_session:

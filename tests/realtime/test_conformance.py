@@ -3,12 +3,15 @@ for byte, against ``examples/socketio_reference``."""
 
 from __future__ import annotations
 
-import httpx
 import trio
+import trio.testing
 
+from tests.support.apps import reference_app
+from tests.support.memory import MemoryPolling
 from tests.support.raw import message, raw_polling, raw_websocket
 from trisails.protocol import engineio as eio
 from trisails.protocol import websocket as rfc6455
+from trisails.testing import MemoryResponse, serve_in_memory
 
 UNKNOWN_SID = b'{"code":1,"message":"Session ID unknown"}'
 BAD_REQUEST = b'{"code":3,"message":"Bad request"}'
@@ -31,24 +34,26 @@ async def test_a_namespace_may_end_the_packet_without_a_trailing_comma(reference
         assert isinstance(connected, str) and connected.startswith('40{"sid":')
 
 
-async def test_a_close_packet_releases_the_pending_poll_with_a_noop_and_ends_the_session(reference_url: str) -> None:
-    async with raw_polling(reference_url) as polling:
+async def test_a_close_packet_releases_the_pending_poll_with_a_noop_and_ends_the_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serve_in_memory(reference_app()) as server:
+        polling = MemoryPolling(server)
         await polling.open()
         await polling.post(message("0"))
         assert (await polling.get())[0].data.startswith('0{"sid":')  # type: ignore[union-attr]
         async with trio.open_nursery() as nursery:
-            answers: list[httpx.Response] = []
+            answers: list[MemoryResponse] = []
 
             async def pending_get() -> None:
-                answers.append(await polling.client.get(polling.url(), timeout=5))
+                answers.append(await polling.get_response())
 
             nursery.start_soon(pending_get)
-            await trio.testing.wait_all_tasks_blocked(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # the GET is pending at the server
             await polling.post(eio.Packet(eio.PacketType.CLOSE))
-        assert answers[0].status_code == 200
-        assert answers[0].content == b"6"
-        after = await polling.client.get(polling.url(), timeout=5)
-        assert (after.status_code, after.content) == (400, UNKNOWN_SID)
+        assert (answers[0].status, answers[0].body) == (200, b"6")
+        after = await polling.get_response()
+        assert (after.status, after.body) == (400, UNKNOWN_SID)
 
 
 async def test_after_an_upgrade_polling_is_refused_and_a_second_websocket_is_closed(reference_url: str) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import httpx
 import orjson
+import pytest
 import trio
+import trio.testing
 
 from tests.support.apps import reference_app
+from tests.support.memory import expect, handshake
 from tests.support.raw import raw_polling, raw_websocket
 from trisails import App, ConnectionRefused, Settings, Socket, SocketSettings
 from trisails.protocol import engineio as eio
+from trisails.testing import serve_in_memory
 
 
 async def test_a_sails_io_js_client_is_connected_to_the_main_namespace_at_once(reference_url: str) -> None:
@@ -116,31 +120,75 @@ async def test_middleware_can_refuse_a_socket_with_a_message_and_data() -> None:
     assert greeted == ["ada"]
 
 
-async def test_events_sent_right_behind_the_connect_are_not_lost_while_middleware_runs() -> None:
+async def test_events_sent_right_behind_the_connect_wait_for_slow_middleware_and_are_not_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     app = App()
 
     @app.io.use
     async def slow_middleware(socket: Socket) -> None:
-        await trio.sleep(0.2)
+        await trio.sleep(2)  # a database lookup, say
 
     @app.io.on("connection")
     def register(socket: Socket) -> None:
         socket.on("ping-me", lambda n: n + 1)
 
-    async with app.lifted() as url, raw_websocket(url) as ws:
-        await ws.handshake()
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await handshake(ws)
+        asked = trio.current_time()
         await ws.send("40")
         await ws.send('421["ping-me",41]')
         assert (await ws.receive()).startswith("40{")  # type: ignore[union-attr]
-        await ws.expect("431[42]")
+        assert trio.current_time() - asked == pytest.approx(2)
+        await expect(ws, "431[42]")
+        await ws.aclose()
 
 
-async def test_a_client_that_never_connects_a_namespace_is_closed_after_the_connect_timeout() -> None:
-    app = App(Settings(sockets=SocketSettings(connect_timeout=200)))
-    async with app.lifted() as url, raw_websocket(url) as ws:
-        await ws.handshake()
-        await ws.closed()
-    assert app.statistics()["sessions"] == 0
+async def test_a_client_that_never_connects_a_namespace_is_closed_at_the_connect_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = App(Settings(sockets=SocketSettings(connect_timeout=10000)))  # socket.io waits 45 s by default
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await handshake(ws)
+        opened = trio.current_time()
+        assert await ws.wait_closed() == 1000
+        assert trio.current_time() - opened == pytest.approx(10.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.statistics()["sessions"] == 0
+
+
+async def test_a_client_that_connects_a_namespace_in_time_is_not_closed_at_the_connect_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = App(Settings(sockets=SocketSettings(connect_timeout=10000, ping_interval=25000, ping_timeout=20000)))
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await handshake(ws)
+        opened = trio.current_time()
+        await trio.sleep(9.99)
+        await ws.send("40")
+        assert (await ws.receive()).startswith("40{")  # type: ignore[union-attr]
+        await expect(ws, "2")  # the first heartbeat, long after the connect timeout
+        assert trio.current_time() - opened == pytest.approx(25.0)
+        assert app.statistics()["sessions"] == 1
+        await ws.aclose()
+
+
+async def test_a_connection_that_stops_halfway_through_its_request_head_is_hung_up_on_at_the_handshake_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = App(Settings(sockets=SocketSettings(handshake_timeout=3000)))
+    async with serve_in_memory(app) as server:
+        stream = await server.listener.connect()
+        await stream.send_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+        sent = trio.current_time()
+        while await stream.receive_some(1024):
+            pass  # the app hangs up: receive_some returns b""
+        assert trio.current_time() - sent == pytest.approx(3.0)
+        await stream.aclose()
+        assert (await server.request("GET", "/socket.io/?EIO=4&transport=polling")).status == 200
 
 
 async def test_handshake_errors_carry_engine_io_codes(reference_url: str) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 import trio
+import trio.testing
 
+from tests.support import memory
 from tests.support.raw import RawWebSocket, raw_websocket
-from trisails import AckTimeout, App, DisconnectedError, Socket
+from trisails import AckTimeout, App, DisconnectedError, Settings, Socket, SocketSettings
+from trisails.testing import serve_in_memory
 
 
 async def connect_v4(ws: RawWebSocket, auth: str = "") -> str:
@@ -75,11 +78,13 @@ async def test_a_v3_client_gets_binary_frames_with_the_message_type_byte() -> No
 async def test_the_server_can_ask_the_client_for_an_ack() -> None:
     app = App()
     answers: list[list[object]] = []
+    answered = trio.Event()
 
     @app.io.on("connection")
     def register(socket: Socket) -> None:
         async def ask() -> None:
             answers.append(await socket.call("question", "name?", timeout=5))
+            answered.set()
 
         socket.start_soon(ask)
 
@@ -88,40 +93,91 @@ async def test_the_server_can_ask_the_client_for_an_ack() -> None:
         await ws.expect('420["question","name?"]')
         await ws.send('430["ada",36]')
         with trio.fail_after(5):
-            while not answers:
-                await trio.sleep(0.01)
+            await answered.wait()
     assert answers == [["ada", 36]]
 
 
-async def test_an_unanswered_call_times_out_and_a_disconnect_fails_it() -> None:
-    app = App()
-    outcomes: list[str] = []
+async def test_a_call_the_client_never_answers_times_out_at_its_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    app = App(Settings(sockets=SocketSettings(ping_interval=25000, ping_timeout=20000)))
+    outcomes: list[tuple[str, float]] = []
+    done = trio.Event()
 
     @app.io.on("connection")
     def register(socket: Socket) -> None:
-        async def ask(timeout: float | None) -> None:
+        async def ask() -> None:
+            asked = trio.current_time()
             try:
-                await socket.call("question", timeout=timeout)
+                await socket.call("question", timeout=5)
             except AckTimeout:
-                outcomes.append("timeout")
+                outcomes.append(("timeout", trio.current_time() - asked))
+            done.set()
+
+        socket.start_soon(ask)
+
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await memory.connect_v4(ws)
+        await memory.expect(ws, '420["question"]')  # and the client stays silent
+        await done.wait()
+        assert outcomes == [("timeout", pytest.approx(5.0))]
+        await ws.send("430[]")  # an answer after the timeout is ignored, and the socket lives on
+        await ws.send('42["still-here"]')
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.statistics()["sessions"] == 1
+        await ws.aclose()
+
+
+async def test_a_call_uses_the_ack_timeout_setting_when_given_no_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    app = App(Settings(sockets=SocketSettings(ping_interval=25000, ping_timeout=20000, ack_timeout=7.5)))
+    waited: list[float] = []
+    done = trio.Event()
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        async def ask() -> None:
+            asked = trio.current_time()
+            with pytest.raises(AckTimeout):
+                await socket.call("question")
+            waited.append(trio.current_time() - asked)
+            done.set()
+
+        socket.start_soon(ask)
+
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await memory.connect_v4(ws)
+        await memory.expect(ws, '420["question"]')
+        await done.wait()
+        assert waited == [pytest.approx(7.5)]
+        await ws.aclose()
+
+
+async def test_a_call_without_a_timeout_fails_when_the_client_disconnects(autojump_clock: trio.testing.MockClock) -> None:
+    app = App(Settings(sockets=SocketSettings(ping_interval=25000, ping_timeout=20000)))
+    outcomes: list[tuple[str, float]] = []
+    done = trio.Event()
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        async def ask() -> None:
+            try:
+                await socket.call("question", timeout=None)
             except DisconnectedError:
-                outcomes.append("disconnected")
+                outcomes.append(("disconnected", trio.current_time()))
+            done.set()
 
-        socket.start_soon(ask, 0.05)
-        app.io._spawn(ask, None)  # outlives the connection, so it sees the disconnect
+        app.io._spawn(ask)  # outlives the connection, so it sees the disconnect
 
-    async with app.lifted() as url:
-        async with raw_websocket(url) as ws:
-            await connect_v4(ws)
-            await ws.receive()
-            await ws.receive()
-            with trio.fail_after(5):
-                while "timeout" not in outcomes:
-                    await trio.sleep(0.01)
-        with trio.fail_after(5):
-            while "disconnected" not in outcomes:
-                await trio.sleep(0.01)
-    assert sorted(outcomes) == ["disconnected", "timeout"]
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await memory.connect_v4(ws)
+        await memory.expect(ws, '420["question"]')
+        await trio.sleep(20)  # no answer, and no timeout to give up on it
+        assert outcomes == []
+        left = trio.current_time()
+        await ws.aclose()
+        await done.wait()
+    assert outcomes == [("disconnected", pytest.approx(left))]
 
 
 async def test_an_ack_for_an_unknown_id_is_ignored_and_the_socket_lives_on() -> None:
@@ -153,10 +209,15 @@ async def test_a_failing_handler_is_logged_and_the_socket_lives_on(caplog: pytes
 async def test_a_client_cannot_trigger_the_servers_lifecycle_events() -> None:
     app = App()
     reasons: list[str] = []
+    gone = trio.Event()
+
+    def disconnected(reason: str) -> None:
+        reasons.append(reason)
+        gone.set()
 
     @app.io.on("connection")
     def register(socket: Socket) -> None:
-        socket.on("disconnect", reasons.append)
+        socket.on("disconnect", disconnected)
         socket.on("echo", lambda x: x)
 
     async with app.lifted() as url:
@@ -168,8 +229,7 @@ async def test_a_client_cannot_trigger_the_servers_lifecycle_events() -> None:
             assert reasons == []
             await ws.send("41")
         with trio.fail_after(5):
-            while not reasons:
-                await trio.sleep(0.01)
+            await gone.wait()
     assert reasons == ["client namespace disconnect"]
 
 
@@ -182,38 +242,44 @@ async def test_the_server_refuses_to_emit_reserved_event_names() -> None:
 async def test_a_connection_handler_can_wait_for_the_clients_ack() -> None:
     app = App()
     answers: list[list[object]] = []
+    answered = trio.Event()
 
     @app.io.on("connection")
     async def ask_first(socket: Socket) -> None:
         answers.append(await socket.call("name?", timeout=5))
+        answered.set()
 
     async with app.lifted() as url, raw_websocket(url) as ws:
         await connect_v4(ws)
         await ws.expect('420["name?"]')
         await ws.send('430["ada"]')
         with trio.fail_after(5):
-            while not answers:
-                await trio.sleep(0.01)
+            await answered.wait()
     assert answers == [["ada"]]
 
 
-async def test_events_are_handled_one_at_a_time_in_arrival_order() -> None:
+async def test_events_are_handled_one_at_a_time_in_arrival_order(autojump_clock: trio.testing.MockClock) -> None:
     app = App()
-    seen: list[int] = []
+    seen: list[tuple[int, float]] = []
+    all_seen = trio.Event()
 
     @app.io.on("connection")
     def register(socket: Socket) -> None:
         async def record(n: int) -> None:
-            await trio.sleep(0.001 * (n % 3))  # later events would overtake earlier ones if run concurrently
-            seen.append(n)
+            await trio.sleep(0.3 - 0.1 * (n % 3))  # later events would overtake earlier ones if run concurrently
+            seen.append((n, trio.current_time()))
+            if len(seen) == 30:
+                all_seen.set()
 
         socket.on("n", record)
 
-    async with app.lifted() as url, raw_websocket(url) as ws:
-        await connect_v4(ws)
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await memory.connect_v4(ws)
+        sent = trio.current_time()
         for n in range(30):
             await ws.send(f'42["n",{n}]')
-        with trio.fail_after(5):
-            while len(seen) < 30:
-                await trio.sleep(0.01)
-    assert seen == list(range(30))
+        await all_seen.wait()
+        await ws.aclose()
+    assert [n for n, _ in seen] == list(range(30))
+    assert seen[-1][1] - sent == pytest.approx(6.0)  # one after the other: 10 * (0.3 + 0.2 + 0.1) seconds

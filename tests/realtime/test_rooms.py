@@ -5,10 +5,13 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import trio
+import trio.testing
 
 from tests.realtime.test_events import connect_v4
+from tests.support import memory
 from tests.support.raw import RawWebSocket, never_reading_client, raw_websocket
 from trisails import App, Settings, Socket, SocketSettings
+from trisails.testing import serve_in_memory
 
 
 def room_app(settings: Settings | None = None) -> App:
@@ -72,32 +75,41 @@ async def test_socket_to_leaves_out_the_sender() -> None:
 
 async def test_leaving_and_disconnecting_take_a_socket_out_of_its_rooms() -> None:
     app = room_app()
-    async with app.lifted() as url, AsyncExitStack() as stack:
-        (a, a_id), (b, b_id) = await open_clients(stack, url, 2)
-        await join(a, "r")
-        await join(b, "r")
+    async with serve_in_memory(app) as server:
+        a, b = await server.websocket(), await server.websocket()
+        a_id, b_id = await memory.connect_v4(a), await memory.connect_v4(b)
+        for ws in (a, b):
+            await ws.send('4299["join","r"]')
+            await memory.expect(ws, "4399[]")
         assert app.io.to("r").socket_ids() == {a_id, b_id}
         await a.send('4298["leave","r"]')
-        await a.expect("4398[]")
+        await memory.expect(a, "4398[]")
         assert app.io.to("r").socket_ids() == {b_id}
         await b.send("41")
-        with trio.fail_after(5):
-            while app.io.to("r").socket_ids():
-                await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the server has handled it: nothing else is left to do
+        assert app.io.to("r").socket_ids() == set()
         assert app.io.main.adapter.rooms() == {a_id: 1}
+        await a.aclose()
+        await b.aclose()
 
 
 async def test_a_client_that_never_reads_is_cut_off_and_the_others_keep_receiving() -> None:
     settings = Settings(sockets=SocketSettings(outbound_buffer=8))
     app = room_app(settings)
     reasons: list[str] = []
-    app.io.on("connection", lambda socket: socket.on("disconnect", reasons.append))
+    both_connected = trio.Event()
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        socket.on("disconnect", reasons.append)
+        if len(app.io.sockets) == 2:
+            both_connected.set()
+
     payload = "x" * 100_000
     async with app.lifted() as url, raw_websocket(url) as reader, never_reading_client(url):
         await connect_v4(reader)
         with trio.fail_after(5):
-            while len(app.io.sockets) < 2:
-                await trio.sleep(0.01)
+            await both_connected.wait()
         with trio.fail_after(20):
             for i in range(400):  # 40 MB at most: far more than the kernel buffers of the stuck one hold
                 app.io.emit("bulk", i, payload)

@@ -10,7 +10,7 @@ import trio
 
 from tests.sails.test_virtual_requests import Requester, sails_socket
 from tests.support.raw import RawWebSocket
-from trisails import App, NoAppRunning, NoSuchSocket, Request, Response, sails
+from trisails import App, NoAppRunning, NoSuchSocket, Request, Response, Socket, sails
 
 
 class Room:
@@ -30,13 +30,19 @@ class Room:
 async def connected(count: int) -> AsyncIterator[Room]:
     app = App()
     app.route("GET /ping", lambda req, res: res.ok("pong"))
+    all_connected = trio.Event()
+
+    @app.io.on("connection")
+    def counted(socket: Socket) -> None:
+        if len(app.io.sockets) == count:
+            all_connected.set()
+
     async with app.lifted() as url, AsyncExitStack() as stack:
         sockets = []
         for _ in range(count):
             sockets.append(await stack.enter_async_context(sails_socket(url)))
         with trio.fail_after(5):
-            while len(app.io.sockets) < count:
-                await trio.sleep(0.01)
+            await all_connected.wait()
         # socket ids in connection order: each raw socket asks /ping and the server tells who asked
         ids = list(app.io.sockets)
         yield Room(app, sockets, ids)
@@ -189,9 +195,12 @@ async def test_sails_is_the_app_only_while_it_is_lifted() -> None:
 async def test_a_plain_def_action_can_start_app_and_socket_tasks() -> None:
     app = App()
     ran: list[str] = []
+    both_ran = trio.Event()
 
     async def work(label: str) -> None:
         ran.append(label)
+        if len(ran) == 2:
+            both_ran.set()
 
     def start(req: Request, res: Response) -> None:  # runs in a worker thread
         app.start_soon(work, "app")
@@ -202,6 +211,5 @@ async def test_a_plain_def_action_can_start_app_and_socket_tasks() -> None:
     async with app.lifted() as url, sails_socket(url) as ws:
         assert (await Requester(ws)("post", "/start"))["statusCode"] == 200
         with trio.fail_after(5):
-            while len(ran) < 2:
-                await trio.sleep(0.01)
+            await both_ran.wait()
     assert sorted(ran) == ["app", "socket"]

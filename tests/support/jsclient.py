@@ -731,7 +731,8 @@ class JsDriver:
         if self._closing:
             self._mark_dead("the JS driver was closed")
         else:
-            await trio.sleep(0.05)  # let the exit status and the last stderr lines land
+            with trio.move_on_after(1.0):  # the exit status, and so every stderr line the driver wrote
+                await self._process.wait()
             self._mark_dead("the JS driver exited unexpectedly")
 
     async def _shutdown(self) -> None:

@@ -132,7 +132,7 @@ def _mirror(req: Request) -> Request | None:
 
 
 def _refuse(req: Request, res: Response, error: UsageError) -> None:
-    res.bad_request(error.body(req.method, req.path, production=req.app.settings.production))
+    res.bad_request(error.response_body(req.method, req.path, production=req.app.settings.production))
 
 
 def _values(req: Request, *excluded: str) -> dict[str, Any]:

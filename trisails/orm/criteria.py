@@ -163,7 +163,7 @@ class UsageError(TrisailsError):
         """Sails' error code: ``E_INVALID_CRITERIA`` for a query, ``E_INVALID_NEW_RECORD`` or
         ``E_INVALID_VALUES_TO_SET`` for values a model refuses, ``E_UNIQUE`` for a taken unique value."""
 
-    def body(self, method: str, path: str, *, production: bool) -> dict[str, str]:
+    def response_body(self, method: str, path: str, *, production: bool) -> dict[str, str]:
         """The JSON body Sails' ``formatUsageError`` gives, key order included; the tip is dev-only."""
         message = (
             f"The server could not fulfill this request (`{method} {path}`) due to a problem with the "

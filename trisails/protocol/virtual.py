@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from trisails._errors import TrisailsError
+
 __all__ = [
     "MINIMUM_SDK_VERSION",
     "VERBS",
@@ -56,8 +58,11 @@ _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 _MAX_VERSION_LENGTH = 64  # longer is no version; and int() refuses numbers past 4300 digits
 
 
-class VirtualRequestError(Exception):
-    """An envelope sails.io.js would never send; ``details`` says what is wrong, for the client."""
+class VirtualRequestError(TrisailsError):
+    """An envelope sails.io.js would never send; ``details`` says what is wrong, for the client (who
+    gets it as a parse-error JWR, status 400)."""
+
+    http_status = 400
 
     def __init__(self, details: str) -> None:
         super().__init__(details)

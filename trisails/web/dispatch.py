@@ -57,13 +57,11 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         else:
             result = await trio.to_thread.run_sync(route.action, req, res)
     except Exception as error:
-        status = getattr(error, "http_status", None)
-        if isinstance(error, TrisailsError) and isinstance(status, int):
+        if isinstance(error, TrisailsError) and error.http_status is not None:
             # an error trisails names, which says what the client should do: its status, not a 500
             log.info("%s %s: %s", req.method, req.url, error)
             res = Response(production=production)
-            describe = getattr(error, "body", None)  # a UsageError says which parameter, in Sails' shape
-            res.status(status).send(describe(req.method, req.path, production=production) if describe else str(error))
+            res.status(error.http_status).send(error.response_body(req.method, req.path, production=production))
             return res
         log.exception("action %s (or a policy guarding it) failed on %s %s", route.name, req.method, req.url)
         if not res.sent:
