@@ -17,12 +17,13 @@ server), stops accepting, lets in-flight requests finish within ``http.graceful_
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import trio
 from quart_trio import QuartTrio
@@ -57,6 +58,87 @@ __all__ = ["App"]
 log = logging.getLogger("trisails")
 
 LiftHook = Callable[["App"], Awaitable[None] | None]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_NOTE = "trisails: "
+_NOTE_END = " (taken out of the nurseries' exception groups)"
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException], *, note: bool = True) -> BaseException | None:
+    """The one error inside ``group`` and its nested single-member groups, or None when there are
+    several (or the one is a cancellation, which trio must see as it raised it).
+
+    With ``note``, the error gets a note naming the nurseries it escaped, from where each group was
+    raised: ``raised in boom, in a task of App._own_tasks, in App.lift``.
+    """
+    owners: list[str] = []
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        if len(error.exceptions) != 1:
+            return None
+        owners.append(_nursery_owner(error))
+        error = error.exceptions[0]
+    if isinstance(error, trio.Cancelled):
+        return None
+    if note:
+        notes: list[str] = getattr(error, "__notes__", [])
+        earlier = next((text for text in notes if text.startswith(_NOTE)), None)
+        if earlier is not None:  # unwrapped once already (by lift, now by lifted): extend the path
+            notes.remove(earlier)
+            path = earlier.removeprefix(_NOTE).removesuffix(_NOTE_END) + ", in " + ", in ".join(reversed(owners))
+        else:
+            raised_in = error.__traceback__.tb_frame.f_code.co_qualname if error.__traceback__ else "?"
+            path = f"raised in {raised_in}, in a task of " + ", in ".join(reversed(owners))
+        error.add_note(_NOTE + path + _NOTE_END)
+    return error
+
+
+def _nursery_owner(group: BaseExceptionGroup[BaseException]) -> str:
+    """The function whose nursery raised ``group``: the last frame before trio's own code."""
+    owner = "?"
+    tb = group.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if tb.tb_frame.f_globals.get("__name__", "").partition(".")[0] == "trio":
+            break
+        owner = code.co_qualname
+        tb = tb.tb_next
+    return owner
+
+
+def _is_leaf_of(group: BaseExceptionGroup[BaseException], error: BaseException | None) -> bool:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+        leaf = leaf.exceptions[0]
+    return leaf is error
+
+
+def _reraise(error: BaseException) -> NoReturn:
+    """Raise ``error`` again, out of its groups, keeping its own ``__context__`` (raising sets it to the
+    exception being handled: the group, or the cancellation of the ``with`` block around it)."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
+
+
+def _one_error(lift: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """Make an error that escapes one of the app's tasks come out of ``lift`` as itself (see
+    :func:`_sole_error`), so ``except ValueError`` catches it; several errors stay a group."""
+
+    @functools.wraps(lift)
+    async def unwrapping(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await lift(*args, **kwargs)
+        except BaseExceptionGroup as group:
+            sole = _sole_error(group)
+            if sole is None:
+                raise
+        _reraise(sole)
+
+    return unwrapping
 
 
 class App:
@@ -260,6 +342,7 @@ class App:
         await self.http(scope, receive, send)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------------------------- lifetime
+    @_one_error
     async def lift(
         self,
         host: str | None = None,
@@ -435,24 +518,28 @@ class App:
     async def lifted(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Lift the app for the duration of a ``with`` block and yield its base URL (tests use port 0)."""
         self._check_settings()  # here too, so a refusal is a plain ConfigError, not an exception group
+        in_block: BaseException | None = None  # the block's own error needs no note of where it was raised
         try:
             async with trio.open_nursery() as nursery:
                 url = await nursery.start(self.lift, host, port)
                 token = current_app.set(self)  # ``sails`` resolves in the block too
                 try:
                     yield url
+                except BaseException as error:
+                    in_block = error
+                    raise
                 finally:
                     current_app.reset(token)
                     self.lower()
         except BaseExceptionGroup as group:
-            # a lift that failed on a setting (the datastore, say) raises that ConfigError as it is,
-            # not wrapped in the nurseries' exception groups, so `except ConfigError` catches it
-            cause = group
-            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
-                cause = cause.exceptions[0]
-            if isinstance(cause, ConfigError):
-                raise cause from None
-            raise
+            # one error (a ConfigError from the datastore, a ValueError from an app task, one raised in
+            # the block) comes out as itself, so `except ValueError` catches it; several stay a group
+            sole = _sole_error(group, note=not _is_leaf_of(group, in_block))
+            if sole is None:
+                raise
+        else:
+            return
+        _reraise(sole)
 
     def statistics(self) -> dict[str, Any]:
         """Live counts for health checks and tests: Engine.IO sessions, sockets and rooms per namespace."""

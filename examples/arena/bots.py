@@ -3,6 +3,9 @@
     python -m examples.arena.bots --players 100 --seconds 30            # starts its own server
     python -m examples.arena.bots --url http://127.0.0.1:1337 --players 50
 
+Run them from the repository's root after a plain install (``pip install -e .``): they need nothing
+beyond trisails itself (the standard library's ``urllib`` waits for the server to start).
+
 Each bot is a :mod:`trisails.client` connection that joins a match, steers at random four times a
 second and records every snapshot: when it arrived and how old it was (the server stamps each one).
 The report says whether the tick rate held for every bot, the snapshot latency p50/p99, and the server's
@@ -19,12 +22,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
 import trisails.client
@@ -106,18 +109,19 @@ async def run_bots(url: str, players: int, seconds: float) -> Report:
     """Play ``players`` bots against the arena at ``url`` for ``seconds`` and measure."""
     bots = [Bot(f"bot-{n}") for n in range(players)]
     started = trio.Event()
-    async with httpx.AsyncClient(timeout=10) as http:
+    # the status is read over a socket of its own, as a socket request (GET /arena/status)
+    async with trisails.client.connect(url, reconnection=False) as observer:
         with trio.fail_after(seconds + 60):
             async with trio.open_nursery() as nursery:
                 for bot in bots:
                     nursery.start_soon(_play, url, bot, seconds, started)
                 while not all(bot.joined for bot in bots):
                     await trio.sleep(0.05)
-                before = (await http.get(url + "/arena/status")).json()
+                before, _ = await observer.get("/arena/status")
                 t0 = time.monotonic()
                 started.set()
             elapsed = time.monotonic() - t0
-            after = (await http.get(url + "/arena/status")).json()
+            after, _ = await observer.get("/arena/status")
     latencies = [latency for bot in bots for latency in bot.latencies_ms]
     first_match = next(iter(after["matches"].values()), {"jitter_ms": {}})
     return Report(
@@ -156,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.get(url + "/arena/status", timeout=1)
-                break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(url + "/arena/status", timeout=1):
+                    break
+            except OSError:  # not listening yet (URLError is an OSError)
                 if time.monotonic() > deadline or server.poll() is not None:
                     server.kill()
                     print("the arena server did not start", file=sys.stderr)

@@ -162,11 +162,19 @@ class Arena:
         if runner is not None:
             runner.match.steer(player_id, dx, dy)
 
-    def end(self, match_id: str) -> None:
-        """End a match now (its task leaves through its ``finally``)."""
+    def match_of(self, player_id: str) -> str | None:
+        """The id of the match ``player_id`` plays in, if any."""
+        runner = self._player_match.get(player_id)
+        return runner.match.id if runner is not None else None
+
+    def end(self, match_id: str) -> bool:
+        """End a match now; False if no such match runs. Only its task's cancel scope is cancelled: the
+        task leaves through its ``finally`` at its next ``await``, and the other matches go on."""
         runner = self.matches.get(match_id)
-        if runner is not None:
-            runner.cancel_scope.cancel()
+        if runner is None:
+            return False
+        runner.cancel_scope.cancel()
+        return True
 
     def statistics(self) -> dict[str, Any]:
         """What is running: matches with their players and jitter, and every match room still known."""

@@ -49,3 +49,17 @@ def test_a_player_steers_their_dot_and_sees_a_bot_move(page: Any) -> None:
         page.wait_for_timeout(400)
         assert where("bot") != bot_start, "the bot's dot moves on my screen"
         assert page.locator("#status").text_content().startswith("playing in match")
+
+
+def test_the_end_button_ends_the_match_and_play_again_joins_a_new_one(page: Any) -> None:
+    app = App.load(EXAMPLES / "arena")
+    with LiveApp(app) as live:
+        page.goto(live.url + "/")
+        page.wait_for_function("window.arena.me !== null && window.arena.snapshots > 0")
+        first = page.locator("#status").text_content()
+        page.click("#end")
+        page.wait_for_function("document.getElementById('status').textContent === 'match over'")
+        live.wait_until(lambda: live.call(lambda: not app.state["arena"].matches), "the match to end")
+        page.click("#again")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('playing in match')")
+        assert page.locator("#status").text_content() != first  # a fresh match

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import trio
 
 from examples.arena.bots import run_bots
@@ -120,3 +123,41 @@ async def test_input_steers_only_your_own_dot() -> None:
         assert after["ada"][0] > before["ada"][0] or after["ada"][0] == WIDTH - RADIUS
         assert after["bob"] == before["bob"]
         assert me["you"] == ada.id
+
+
+async def test_ending_a_match_from_the_action_stops_that_match_only() -> None:
+    app = arena_app(max_players=1)  # one player per match: ada and bob play in two matches
+    async with app.lifted() as url:
+        arena = app.state["arena"]
+        async with connect(url) as ada, connect(url) as bob:
+            mine, _ = await ada.post("/arena/join", {"name": "ada"})
+            theirs, _ = await bob.post("/arena/join", {"name": "bob"})
+            assert mine["match"] != theirs["match"]
+            ended, jwr = await ada.post("/arena/end")  # no id: the caller's own match
+            assert jwr.status_code == 200 and ended == {"ended": mine["match"]}
+            (over,) = await ada.wait_for("match-over", timeout=5)
+            assert over == {"match": mine["match"], "scores": {"ada": 0}}
+            await wait_until(lambda: arena.statistics()["match_tasks"] == [f"match {theirs['match']}"])
+            assert set(arena.matches) == {theirs["match"]}
+            await bob.wait_for("snapshot", timeout=5)  # bob's match goes on
+            _, jwr = await ada.post("/arena/end", {"match": "no-such-match"})
+            assert jwr.status_code == 404
+            _, jwr = await ada.post("/arena/end")  # ada plays in no match any more
+            assert jwr.status_code == 404
+            ended, _ = await ada.post("/arena/end", {"match": theirs["match"]})  # any match, by id
+            assert ended == {"ended": theirs["match"]}
+            await bob.wait_for("match-over", timeout=5)
+            await wait_until(lambda: not arena.statistics()["match_tasks"])
+
+
+def test_the_bots_run_from_a_plain_install_as_the_readme_says() -> None:
+    """The README's command, with the test extra's httpx made unimportable: the bots need only trisails."""
+    readme = (ARENA / "README.md").read_text(encoding="utf-8")
+    assert "python -m examples.arena.bots" in readme and "pip install -e ." in readme
+    no_httpx = "import runpy, sys; sys.modules['httpx'] = None; sys.argv[0] = 'bots'; runpy.run_module('examples.arena.bots', run_name='__main__')"
+    result = subprocess.run(
+        [sys.executable, "-c", no_httpx, "--players", "3", "--seconds", "1"],
+        cwd=ARENA.parents[1], capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "arena: 3 bots for 1 s at 20 Hz" in result.stdout

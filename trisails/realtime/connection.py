@@ -305,7 +305,7 @@ class Connection:
             self._probe_scope.cancel()
         if not self._ended.is_set():
             if self.session.close_reason == "slow consumer":
-                log.warning("closing session %s: slow consumer (%d messages waiting)", self.sid, self.session.queued)
+                log.warning("closing session %s: slow consumer (its outbound_buffer is full)", self.sid)
             self._ended.set()
 
     # -------------------------------------------------------------------------------------- sending

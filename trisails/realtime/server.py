@@ -12,12 +12,16 @@ This is the raw realtime API, what Sails exposes as ``sails.io``::
             app.io.to("lobby").except_(socket.id).emit("chat", text)
             return "delivered"            # the client's ack receives "delivered"
 
-Data flows one way: an :class:`~trisails.realtime.engine.EngineSession` hands each message to the
-session's :class:`_Connection`, which decodes Socket.IO packets and routes them to the :class:`Socket` of
-their namespace. A socket's events go through a bounded inbox to one dispatcher task in the session's
-nursery, which handles them one at a time in arrival order, as Socket.IO does; acks bypass the inbox, so
-a handler may wait for the client's ack. A disconnect cancels the dispatcher and whatever the socket
-started with :meth:`Socket.start_soon`.
+Data flows one way: the session's trio shell (:class:`~trisails.realtime.connection.Connection`) hands
+each message to the session's :class:`_Connection`, which decodes Socket.IO packets and routes them to
+the :class:`Socket` of their namespace. A socket handles its events one at a time, in arrival order, as
+Socket.IO does. A plain-function handler with nothing waiting before it runs at once, in the reader;
+anything else waits in a bounded inbox for the socket's dispatcher task, started in the session's
+nursery when an event has to wait, which lingers ``DISPATCHER_LINGER`` seconds for more before it ends.
+Acks bypass the inbox, so a handler may wait for the client's ack. When the connection closes, its
+nursery is cancelled, and with it the dispatcher and whatever the socket started with
+:meth:`Socket.start_soon`; a namespace disconnect alone forgets the socket (rooms, pending acks,
+disconnect handlers) but cancels no task.
 
 The two protocol revisions differ here only in how a namespace is joined (Engine.IO v3 clients are put in
 ``/`` at once and their socket id is the session id; v4 clients ask with a CONNECT packet and get a fresh
@@ -156,7 +160,8 @@ class Socket:
         self._acks: dict[int, Waiter] = {}
         self._ack_ids = itertools.count()
         # Events waiting for their handler, and whether the dispatcher task is running: it is started
-        # when an event has to wait and ends when none is left, so an idle socket holds no task.
+        # when an event has to wait and ends DISPATCHER_LINGER s after the last, so an idle socket holds
+        # no task.
         self._inbox: deque[tuple[str, list[Any], int | None]] = deque()
         self._dispatching = False
         self._waiting: trio.Event | None = None  # set while the dispatcher lingers for more events

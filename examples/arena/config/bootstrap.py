@@ -3,6 +3,8 @@
 - ``POST /arena/join`` (socket only) puts the player in a match and answers what the page needs;
 - the ``input`` event (``{"dx": -1..1, "dy": -1..1}``) steers the player's dot;
 - ``POST /arena/leave`` leaves the match, and so does a disconnect;
+- ``POST /arena/end`` ends a match now (``{"match": id}``, or the caller's own): its task is cancelled
+  and leaves through its ``finally``, which tells the players ``match-over``;
 - ``GET /arena/status`` shows matches, players, tick jitter and the server's CPU time.
 """
 
@@ -38,11 +40,20 @@ def bootstrap(app: App) -> None:
             arena.leave(req.socket.id)
         return res.ok()
 
+    async def end(req: Request, res: Response) -> None:
+        match_id = req.param("match")
+        if match_id is None and req.socket is not None:
+            match_id = arena.match_of(req.socket.id)
+        if match_id is None or not arena.end(str(match_id)):
+            return res.not_found({"error": "no such match running"})
+        return res.ok({"ended": str(match_id)})
+
     async def status(req: Request, res: Response) -> None:
         return res.ok(arena.statistics())
 
     app.action("arena/join", join)
     app.action("arena/leave", leave)
+    app.action("arena/end", end)
     app.action("arena/status", status)
 
     @app.io.on("connection")
