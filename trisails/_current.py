@@ -16,6 +16,7 @@ from ._errors import TrisailsError
 if TYPE_CHECKING:
     from ._app import App
     from ._config import Settings
+    from .realtime.presence import Presence
     from .realtime.server import RealtimeServer
     from .sockets import Sockets
 
@@ -29,7 +30,8 @@ class NoAppRunning(TrisailsError):
 
 
 class _Sails:
-    """The running app's parts under Sails' names: ``sails.sockets``, ``sails.io``, ``sails.config``."""
+    """The running app's parts under Sails' names: ``sails.sockets``, ``sails.io``, ``sails.config``
+    (and ``sails.presence``, which Sails does not have)."""
 
     @property
     def app(self) -> App:
@@ -44,6 +46,10 @@ class _Sails:
     @property
     def sockets(self) -> Sockets:
         return self.app.sockets
+
+    @property
+    def presence(self) -> Presence:
+        return self.app.presence
 
     @property
     def io(self) -> RealtimeServer:
