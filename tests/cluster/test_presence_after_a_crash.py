@@ -29,7 +29,7 @@ from tests.cluster.processes import (
     stop_all,
     wait_serving,
 )
-from trisails.client import Client, Presence, connect
+from trisails.client import Client, connect
 
 #: Seconds one story may take, all of its waits included.
 WAIT = 30.0
@@ -105,7 +105,7 @@ async def test_viewers_on_three_processes_are_one_list_and_a_killed_process_take
     with trio.fail_after(WAIT):
         async with AsyncExitStack() as stack:
             watcher = await stack.enter_async_context(connect(a.url))
-            board = Presence(watcher, "board:1")
+            board = watcher.presence("board:1")
             left: list[tuple[str, list[str]]] = []
             board.on_leave(lambda key, remaining, gone: left.append((key, [m["name"] for m in gone])))
             await watcher.post("/board/watch", {"board": 1})
@@ -122,7 +122,7 @@ async def test_viewers_on_three_processes_are_one_list_and_a_killed_process_take
 
             # a tab opened now gets the whole board as its first state
             late = await stack.enter_async_context(connect(b.url))
-            late_board = Presence(late, "board:1")
+            late_board = late.presence("board:1")
             await late.post("/board/watch", {"board": 1})
             await late_board.wait_until(lambda state: names(state) == everyone)
 

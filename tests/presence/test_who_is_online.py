@@ -2,7 +2,7 @@
 
 A user is tracked under their user id when a tab opens the board; a user with two tabs is one entry
 with two metas, and only leaves when the last tab goes. The tabs keep the board's presence in sync
-with ``trisails.client.Presence`` and hear joins and leaves as they happen.
+with ``client.presence(room)`` and hear joins and leaves as they happen.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from trisails import App, PresenceLimitReached, Request, Response, Settings
-from trisails.client import Presence, connect
+from trisails.client import connect
 
 #: Seconds one story may take, all of its waits included.
 WAIT = 10.0
@@ -51,7 +51,7 @@ def names(state: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
 async def test_a_user_with_two_tabs_is_one_entry_and_leaves_with_the_last_tab() -> None:
     app = board_app()
     async with app.lifted() as url, connect(url) as ada_tab1, connect(url) as watcher:
-        seen = Presence(watcher, "board:7")
+        seen = watcher.presence("board:7")
         joins: list[tuple[str, int, int]] = []
         leaves: list[tuple[str, int, int]] = []
         seen.on_join(lambda key, current, joined: joins.append((key, len(current), len(joined))))
@@ -64,7 +64,7 @@ async def test_a_user_with_two_tabs_is_one_entry_and_leaves_with_the_last_tab() 
             await ada_tab1.post("/board/view", {"board": 7, "user": "u1", "name": "Ada (laptop)"})
             await seen.wait_until(lambda state: names(state) == {"u1": ["Ada (laptop)"]})
             async with connect(url) as ada_tab2:
-                mine = Presence(ada_tab2, "board:7")
+                mine = ada_tab2.presence("board:7")
                 await ada_tab2.post("/board/view", {"board": 7, "user": "u1", "name": "Ada (phone)"})
                 await seen.wait_until(lambda state: names(state) == {"u1": ["Ada (laptop)", "Ada (phone)"]})
                 # the tab that just opened got the whole board in its presence_state, itself included
@@ -83,7 +83,7 @@ async def test_a_user_with_two_tabs_is_one_entry_and_leaves_with_the_last_tab() 
 async def test_tracking_again_replaces_the_metadata() -> None:
     app = board_app()
     async with app.lifted() as url, connect(url) as tab, connect(url) as watcher:
-        seen = Presence(watcher, "board:1")
+        seen = watcher.presence("board:1")
         await watcher.post("/board/watch", {"board": 1})
         with trio.fail_after(WAIT):
             await tab.post("/board/view", {"board": 1, "user": 42, "name": "away"})

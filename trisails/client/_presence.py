@@ -30,12 +30,17 @@ LeaveHandler = Callable[[str, Metas, Metas], Any]
 
 Handlers = list[Callable[..., Any]]
 
+PRESENCE_STATE, PRESENCE_DIFF = "presence_state", "presence_diff"
+#: The events presence follows on a client.
+EVENTS = frozenset({PRESENCE_STATE, PRESENCE_DIFF, "disconnect"})
+
 #: Diffs kept while waiting for a state; past this the oldest are dropped (the state brings it all).
 MAX_PENDING = 1000
 
 
 class Presence:
-    """The synced presence of one ``room``, fed by ``client``'s events.
+    """The synced presence of one ``room``, fed by ``client``'s events: get it with
+    ``client.presence(room)``, which the client keeps for every room the server sends presence for.
 
     ``on_join(key, current, joined)``: metas ``joined`` arrived under ``key``; ``current`` is what the
     key held before (empty when the key is new). ``on_leave(key, remaining, left)``: metas ``left`` went;
@@ -55,9 +60,6 @@ class Presence:
         self._on_leave: list[LeaveHandler] = []
         self._on_sync: list[Callable[[], Any]] = []
         self._changed = trio.lowlevel.ParkingLot()
-        client.on("presence_state", self._state)
-        client.on("presence_diff", self._diff)
-        client.on("disconnect", self._disconnected)
 
     def on_join(self, handler: JoinHandler) -> JoinHandler:
         """Call ``handler(key, current, joined)`` when metas join; a decorator too."""
@@ -79,10 +81,8 @@ class Presence:
         return [{"key": key, "metas": list(metas)} for key, metas in self.state.items()]
 
     def close(self) -> None:
-        """Stop following the room (the handlers are taken off the client)."""
-        self.client.off("presence_state", self._state)
-        self.client.off("presence_diff", self._diff)
-        self.client.off("disconnect", self._disconnected)
+        """Stop following the room: the client forgets it (a later ``client.presence(room)`` starts over)."""
+        self.client._presences.pop(self.room, None)
 
     async def wait_until(self, done: Callable[[dict[str, Metas]], bool]) -> dict[str, Metas]:
         """Wait until ``done(state)`` holds for the synced state; bound it with :func:`trio.fail_after`."""
@@ -123,8 +123,6 @@ class Presence:
         await self._call(self._on_sync)
         self._changed.unpark_all()
 
-    def _disconnected(self, reason: str) -> None:
-        self.synced = False  # diffs wait for the state the server sends after the rejoin
 
     async def _apply(self, diff: dict[str, Any]) -> None:
         for key, metas in _metas_by_key(diff.get("joins")).items():
@@ -176,3 +174,21 @@ def _metas_by_key(value: Any) -> dict[str, Metas]:
         if isinstance(metas, list):
             found[str(key)] = [m for m in metas if isinstance(m, dict)]
     return found
+
+
+async def feed(presences: dict[str, Presence], make: Callable[[str], Presence], event: str, args: list[Any]) -> None:
+    """Hand a client's event to the presence of its room (made on the first event for a room), so a
+    program may ask for a room's presence after the request that tracked it. After a disconnect, diffs
+    wait for the state the server sends once the socket is tracked again."""
+    if event == "disconnect":
+        for presence in presences.values():
+            presence.synced = False
+        return
+    payload = args[0] if len(args) == 1 else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("room"), str):
+        return
+    presence = presences.get(payload["room"]) or make(payload["room"])
+    if event == PRESENCE_STATE:
+        await presence._state(payload)
+    else:
+        await presence._diff(payload)
