@@ -22,6 +22,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import ConnectionRefused as ConnectionRefused
 from ._errors import DisconnectedError as DisconnectedError
 from ._errors import EngineIOError as EngineIOError
+from ._errors import PresenceLimitReached as PresenceLimitReached
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RoomLimitReached as RoomLimitReached
 from ._errors import SocketIOError as SocketIOError
@@ -35,6 +36,7 @@ from .orm.model import PrimaryKey as PrimaryKey
 from .orm.model import Required as Required
 from .orm.model import Set as Set
 from .realtime.connection import Handshake as Handshake
+from .realtime.presence import Presence as Presence
 from .realtime.server import Ack as Ack
 from .realtime.server import BroadcastOperator as BroadcastOperator
 from .realtime.server import Namespace as Namespace
@@ -69,6 +71,8 @@ __all__ = [
     "Namespace",
     "NoAppRunning",
     "NoSuchSocket",
+    "Presence",
+    "PresenceLimitReached",
     "Optional",
     "PrimaryKey",
     "ProtocolError",

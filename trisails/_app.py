@@ -37,6 +37,7 @@ from .realtime.server import RealtimeServer
 from ._current import current_app
 from .realtime import _serving
 from .realtime.cluster import RedisAdapter, RedisBus, route
+from .realtime.presence import Presence
 from .web.redis_sessions import RedisStore
 from .protocol.engine_session import CLOSE_TIMEOUT
 from .realtime.endpoint import EngineIOEndpoint
@@ -165,6 +166,8 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
+        self.presence = Presence(self)
+        """Who is in which room, by user (or any key), across every process: see ``docs/howto/presence.md``."""
         self._default_store = MemoryStore()
         self.session_store: SessionStore = self._default_store
         """Where sessions are kept between requests: in memory (or in Redis, when the app runs with
@@ -458,6 +461,7 @@ class App:
                 "a session cannot follow a client to another process; give every process the same secret"
             )
         await nursery.start(self._run_bus, bus)
+        nursery.start_soon(self.presence.run, bus)
 
     async def _run_bus(self, bus: RedisBus, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:

@@ -99,6 +99,16 @@ class SocketSettings:
     """How many virtual requests a socket may make at once before ``request_rate`` applies."""
     max_rooms_per_socket: int = 10_000
     """Rooms one socket may be in (its own id room included); joining more raises RoomLimitReached."""
+    presence_ttl: float = 15.0
+    """Seconds within which the presence entries of a process that died without saying so (SIGKILL, a
+    lost machine) disappear from every other process: each process refreshes a liveness key in Redis
+    with this lifetime every third of it, and the others reap the entries of one whose key expired."""
+    max_presences_per_socket: int = 32
+    """Rooms one socket may be tracked in by presence at once; tracking it in more raises
+    PresenceLimitReached."""
+    max_presence_meta_size: int = 2048
+    """Largest presence metadata of one socket in one room, in bytes of JSON; larger raises
+    PresenceLimitReached."""
     handshake_timeout: int = 10_000
     """Milliseconds a new connection may take to send its HTTP request head."""
     redis_url: str = ""
@@ -122,7 +132,8 @@ class SocketSettings:
             )
         for name in (
             "ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload", "handshake_timeout",
-            "request_rate", "request_burst", "max_connections", "max_rooms_per_socket",
+            "request_rate", "request_burst", "max_connections", "max_rooms_per_socket", "presence_ttl",
+            "max_presences_per_socket", "max_presence_meta_size",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"sockets.{name} must be positive, got {getattr(self, name)!r}")

@@ -17,6 +17,7 @@ from ._log import SailsLog
 if TYPE_CHECKING:
     from ._app import App
     from ._config import Settings
+    from .realtime.presence import Presence
     from .realtime.server import RealtimeServer
     from .sockets import Sockets
 
@@ -30,7 +31,8 @@ class NoAppRunning(TrisailsError):
 
 
 class _Sails:
-    """The running app's parts under Sails' names: ``sails.sockets``, ``sails.io``, ``sails.config``."""
+    """The running app's parts under Sails' names: ``sails.sockets``, ``sails.io``, ``sails.config``
+    (and ``sails.presence``, which Sails does not have)."""
 
     @property
     def app(self) -> App:
@@ -45,6 +47,10 @@ class _Sails:
     @property
     def sockets(self) -> Sockets:
         return self.app.sockets
+
+    @property
+    def presence(self) -> Presence:
+        return self.app.presence
 
     @property
     def io(self) -> RealtimeServer:

@@ -16,6 +16,7 @@ __all__ = [
     "ConnectionRefused",
     "DisconnectedError",
     "EngineIOError",
+    "PresenceLimitReached",
     "ProtocolError",
     "RoomLimitReached",
     "SocketIOError",
@@ -45,6 +46,15 @@ class RoomLimitReached(TrisailsError):
     first. A request whose action hits the limit is answered 429 with this message."""
 
     http_status = 429
+
+
+class PresenceLimitReached(TrisailsError):
+    """Presence was asked to hold more than its limits allow for one socket: metadata larger than
+    ``sockets.max_presence_meta_size`` bytes of JSON, or tracking in more rooms than
+    ``sockets.max_presences_per_socket``. Nothing is tracked. A request whose action hits it is answered
+    400 with this message."""
+
+    http_status = 400
 
 
 class ConfigError(TrisailsError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 import trio
 from trio_websocket import open_websocket_url
 
@@ -94,11 +95,21 @@ async def test_the_demo_app_serves_a_live_chat() -> None:
         assert client.status_code == 200 and "io.sails" in client.text
         async with sails_socket(url) as alice, sails_socket(url) as bob:
             as_alice, as_bob = Requester(alice), Requester(bob)
-            joined = await as_alice("post", "/chat/join", {"name": "alice"})
-            assert joined["body"] == {"you": "alice", "history": [], "here": ["alice"]}
-            assert as_alice.pushed == ['42["presence",{"here":["alice"]}]']
-            await as_bob("post", "/chat/join", {"name": "bob"})
-            await alice.expect('42["presence",{"here":["alice","bob"]}]')
+            joined = await as_alice("post", "/chat/join", {"name": "alice", "visitor": "a1"})
+            assert joined["body"] == {"you": "alice", "history": []}
+            # the "here" list is presence: the whole room for the tab that joined, then diffs to the others
+            (pushed,) = as_alice.pushed
+            event, state = orjson.loads(pushed[2:])
+            assert event == "presence_state" and state["room"] == "chat"
+            assert [(key, [m["name"] for m in entry["metas"]]) for key, entry in state["state"].items()] == [("a1", ["alice"])]
+            await as_bob("post", "/chat/join", {"name": "bob", "visitor": "b1"})
+            frame = await alice.receive()
+            assert isinstance(frame, str)
+            event, diff = orjson.loads(frame[2:])
+            assert event == "presence_diff" and diff["leaves"] == {}
+            assert [(key, [m["name"] for m in entry["metas"]]) for key, entry in diff["joins"].items()] == [("b1", ["bob"])]
+            status = await as_alice("get", "/chat/status")
+            assert status["body"]["here"] == ["alice", "bob"]
             said = await as_bob("post", "/chat/say", {"text": "hello alice"})
             assert said["statusCode"] == 200
             frame = await alice.receive()

@@ -29,6 +29,8 @@ def test_a_player_steers_their_dot_and_sees_a_bot_move(page: Any) -> None:
         page.wait_for_function("window.arena.me !== null && window.arena.snapshots > 0")
         live.call(lambda: app.start_soon(bot, live.url))
         page.wait_for_function("window.arena.last.players.some(p => p.name === 'bot')")
+        # the player list is the match's presence: the bot is listed as soon as it joins
+        page.wait_for_function("JSON.stringify(window.arena.players) === JSON.stringify(['bot', 'you'])")
 
         def where(name_or_id: str) -> tuple[float, float]:
             return tuple(

@@ -161,3 +161,16 @@ def test_the_bots_run_from_a_plain_install_as_the_readme_says() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "arena: 3 bots for 1 s at 20 Hz" in result.stdout
+
+
+async def test_the_player_list_is_the_match_presence_and_a_player_who_leaves_drops_off_it() -> None:
+    app = arena_app()
+    async with app.lifted() as url, connect(url) as ada, connect(url) as bob:
+        with trio.fail_after(10):
+            joined, _ = await ada.post("/arena/join", {"name": "ada"})
+            players = ada.presence(f"match:{joined['match']}")
+            await bob.post("/arena/join", {"name": "bob"})
+            await players.wait_until(lambda state: sorted(m["name"] for ms in state.values() for m in ms) == ["ada", "bob"])
+            assert set(players.state) == {ada.id, bob.id}  # one entry per player, keyed by the player id
+            await bob.post("/arena/leave")
+            await players.wait_until(lambda state: set(state) == {ada.id})

@@ -31,6 +31,7 @@ from ._client import connect as connect
 from ._errors import ConnectError as ConnectError
 from ._errors import JWRError as JWRError
 from ._jwr import JWR as JWR
+from ._presence import Presence as Presence
 
 __all__ = [
     "JWR",
@@ -41,5 +42,6 @@ __all__ = [
     "ConnectionRefused",
     "DisconnectedError",
     "JWRError",
+    "Presence",
     "connect",
 ]

@@ -58,6 +58,8 @@ from .._concurrency import Waiter
 from ._connection import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, AckWaiter, Connection, Outgoing, Target, frames_of
 from ._errors import ConnectError
 from ._jwr import JWR, Rejoin, virtual_request
+from ._presence import EVENTS as PRESENCE_EVENTS
+from ._presence import Presence, feed
 
 __all__ = ["Backoff", "Client", "connect"]
 
@@ -173,6 +175,7 @@ class Client:
         self._close_error: BaseException | None = None
         self._events_over = False  # the dispatcher delivered the last event it will ever get
         self._block_started = trio.Event()  # events wait for it, so handlers registered first see them all
+        self._presences: dict[str, Presence] = {}  # room -> its synced presence
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed" if self.closed else "connecting"
@@ -318,6 +321,15 @@ class Client:
 
         return register(handler) if handler is not None else register
 
+    def presence(self, room: str) -> Presence:
+        """The synced presence of ``room`` (one per room): the client keeps one for every room the server
+        sends presence events for, so this may be called before or after the request that tracked or
+        subscribed the socket. See ``docs/howto/presence.md``."""
+        found = self._presences.get(room)
+        if found is None:
+            found = self._presences[room] = Presence(self, room)
+        return found
+
     def off(self, event: str, handler: Handler | None = None) -> None:
         """Remove ``handler`` from ``event``, or every handler of ``event`` if none is given."""
         if handler is None:
@@ -416,6 +428,8 @@ class Client:
                     waiter.fail(self._closed_error())
 
     async def _deliver(self, incoming: _Incoming) -> None:
+        if incoming.event in PRESENCE_EVENTS:  # before the app's handlers, so they see the synced state
+            await feed(self._presences, self.presence, incoming.event, incoming.args)
         handlers = list(self._handlers.get(incoming.event, ()))
         answer: Any = None
         answered = False

@@ -12,16 +12,23 @@ non-blocking ``deliver`` callback. A socket in several of the target rooms gets 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..protocol.engineio import Envelope
+
+log = logging.getLogger("trisails.realtime")
 
 __all__ = ["Adapter", "MemoryAdapter"]
 
 
 class Adapter(Protocol):
     """Room membership and fan-out for one namespace."""
+
+    leave_listeners: list[Callable[[str, str], None]]
+    """Each is called with ``(sid, room)`` once a socket has left a room it was in, by leaving it or by
+    going away (presence untracks it there)."""
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         """Put socket ``sid`` in each of ``rooms``."""
@@ -59,6 +66,7 @@ class MemoryAdapter:
         self._deliver = deliver
         self._rooms: dict[str, set[str]] = {}
         self._sids: dict[str, set[str]] = {}
+        self.leave_listeners: list[Callable[[str, str], None]] = []
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         mine = self._sids.setdefault(sid, set())
@@ -67,12 +75,16 @@ class MemoryAdapter:
             self._rooms.setdefault(room, set()).add(sid)
 
     def delete(self, sid: str, room: str) -> None:
-        self._sids.get(sid, set()).discard(room)
+        rooms = self._sids.get(sid, set())
+        was_in = room in rooms
+        rooms.discard(room)
         members = self._rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
                 del self._rooms[room]
+        if was_in:
+            self._left(sid, room)
 
     def delete_all(self, sid: str) -> None:
         for room in self._sids.pop(sid, set()):
@@ -81,6 +93,14 @@ class MemoryAdapter:
                 members.discard(sid)
                 if not members:
                     del self._rooms[room]
+            self._left(sid, room)
+
+    def _left(self, sid: str, room: str) -> None:
+        for listener in self.leave_listeners:
+            try:
+                listener(sid, room)
+            except Exception:  # a listener's bug must not leave the rooms half updated
+                log.exception("a leave listener failed for socket %s in room %r", sid, room)
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self._sids.get(sid, ()))

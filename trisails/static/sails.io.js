@@ -60,6 +60,9 @@
  *      (DOMContentLoaded), so an inline script after our <script> tag always gets to set `io.sails`.
  *   8. `initialConnectionHeaders` cannot work in a browser websocket: it is ignored, with a warning.
  *      `url` only contributes its origin (scheme, host, port); there are no namespaces.
+ *   9. Presence (a trisails server's `presence_state` / `presence_diff` events): `io.socket.presence(room)`
+ *      keeps a room's presence in sync, one entry per key with its metas, and calls `onJoin`, `onLeave`
+ *      and `onSync` callbacks. Sails has no presence.
  */
 (function (root) {
   'use strict';
@@ -415,6 +418,117 @@
     return false;
   }
 
+  // ------------------------------------------------------------------------------------ Presence
+
+  // The presence of one room, kept in sync from the server's `presence_state` (the whole room) and
+  // `presence_diff` (metas that joined and left) events, which the SailsSocket hands to the Presence of
+  // their room (made on the first event, so a page may ask for it after the request that tracked it). State: key -> its metas, each meta told apart by
+  // its `ref`, so applying a join already held or a leave already gone changes nothing. Diffs that come
+  // before the first state, or after a disconnect and before the state the server sends again once the
+  // socket is tracked again, wait and are applied on top of that state.
+  const MAX_PENDING_DIFFS = 1000;
+
+  function metasByKey(value) {
+    const found = new Map();
+    if (!isDictionary(value)) { return found; }
+    for (const key of Object.keys(value)) {
+      const entry = value[key];
+      if (isDictionary(entry) && Array.isArray(entry.metas)) {
+        found.set(key, entry.metas.filter(isDictionary));
+      }
+    }
+    return found;
+  }
+  function refsOf(metas) { return new Set(metas.map(function (meta) { return meta.ref; })); }
+
+  class Presence {
+    constructor(room) {
+      this.room = room;
+      this.synced = false;
+      this._state = new Map();
+      this._pending = [];
+      this._callbacks = { join: [], leave: [], sync: [] };
+    }
+
+    // fn(key, current, joined): metas `joined` arrived under `key`, which held `current` before ([] if new).
+    onJoin(fn) { this._callbacks.join.push(fn); return this; }
+    // fn(key, remaining, left): metas `left` went; `remaining` is what `key` still holds ([] when gone).
+    onLeave(fn) { this._callbacks.leave.push(fn); return this; }
+    // fn(presence): after every state or diff applied.
+    onSync(fn) { this._callbacks.sync.push(fn); return this; }
+
+    // [{key, metas}, ...] in the order keys came.
+    list() {
+      const entries = [];
+      this._state.forEach(function (metas, key) { entries.push({ key: key, metas: metas.slice() }); });
+      return entries;
+    }
+    get state() {
+      const state = {};
+      this._state.forEach(function (metas, key) { state[key] = metas.slice(); });
+      return state;
+    }
+
+    _call(name, args) {
+      for (const fn of this._callbacks[name].slice()) { callSafely(fn, args); }
+    }
+
+    _onState(payload) {
+      if (!isDictionary(payload) || payload.room !== this.room) { return; }
+      const incoming = metasByKey(payload.state);
+      const before = this._state;
+      this._state = incoming;
+      this.synced = true;
+      incoming.forEach((metas, key) => {
+        const held = before.get(key) || [];
+        const known = refsOf(held);
+        const joined = metas.filter(function (meta) { return !known.has(meta.ref); });
+        if (joined.length) { this._call('join', [key, held.slice(), joined]); }
+      });
+      before.forEach((metas, key) => {
+        const kept = refsOf(incoming.get(key) || []);
+        const left = metas.filter(function (meta) { return !kept.has(meta.ref); });
+        if (left.length) { this._call('leave', [key, (incoming.get(key) || []).slice(), left]); }
+      });
+      const pending = this._pending;
+      this._pending = [];
+      pending.forEach((diff) => this._apply(diff));
+      this._call('sync', [this]);
+    }
+
+    _onDiff(payload) {
+      if (!isDictionary(payload) || payload.room !== this.room) { return; }
+      if (!this.synced) {
+        this._pending.push(payload);
+        if (this._pending.length > MAX_PENDING_DIFFS) { this._pending.shift(); }
+        return;
+      }
+      this._apply(payload);
+      this._call('sync', [this]);
+    }
+
+    _apply(diff) {
+      metasByKey(diff.joins).forEach((metas, key) => {
+        const held = this._state.get(key) || [];
+        const known = refsOf(held);
+        const joined = metas.filter(function (meta) { return !known.has(meta.ref); });
+        if (!joined.length) { return; }
+        this._state.set(key, held.concat(joined));
+        this._call('join', [key, held.slice(), joined]);
+      });
+      metasByKey(diff.leaves).forEach((metas, key) => {
+        const held = this._state.get(key);
+        if (!held) { return; }
+        const going = refsOf(metas);
+        const left = held.filter(function (meta) { return going.has(meta.ref); });
+        if (!left.length) { return; }
+        const remaining = held.filter(function (meta) { return !going.has(meta.ref); });
+        if (remaining.length) { this._state.set(key, remaining); } else { this._state.delete(key); }
+        this._call('leave', [key, remaining.slice(), left]);
+      });
+    }
+  }
+
   // ------------------------------------------------------------------------------------ SailsSocket
 
   // One connection to the server. States: 'idle' (not connected, nothing planned), 'connecting',
@@ -435,6 +549,8 @@
       this._attempts = 0;          // reconnection attempts since the connection was lost
       this._cookieChecked = false;
       this.on('sails:parseError', function (err) { log('the server could not parse a request:', err); });
+      this._presences = new Map();  // room -> Presence
+      this._listenForPresence();
     }
 
     // -------------------------------------------------------------------------- connecting
@@ -717,9 +833,29 @@
 
     // -------------------------------------------------------------------------- events
 
+    // The synced presence of `room`, one per room and socket. The socket keeps the presence of every room
+    // the server sends presence events for, so this may be called before or after the request that
+    // tracked or subscribed the socket.
+    presence(room) {
+      if (typeof room !== 'string') { throw new Error('sails.io.js: presence(room) takes the room name, a string'); }
+      if (!this._presences.has(room)) { this._presences.set(room, new Presence(room)); }
+      return this._presences.get(room);
+    }
+
+    _listenForPresence() {
+      this.on('presence_state', (payload) => {
+        if (isDictionary(payload) && typeof payload.room === 'string') { this.presence(payload.room)._onState(payload); }
+      });
+      this.on('presence_diff', (payload) => {
+        if (isDictionary(payload) && typeof payload.room === 'string') { this.presence(payload.room)._onDiff(payload); }
+      });
+      // after a disconnect, diffs wait for the state the server sends once the socket is tracked again
+      this.on('disconnect', () => { this._presences.forEach(function (presence) { presence.synced = false; }); });
+    }
+
     on(name, fn) { this._events.on(name, fn); return this; }
     off(name, fn) { this._events.off(name, fn); return this; }
-    removeAllListeners() { this._events.removeAll(); return this; }
+    removeAllListeners() { this._events.removeAll(); this._listenForPresence(); return this; }
 
     // -------------------------------------------------------------------------- connection control
 
@@ -799,6 +935,7 @@
   };
   io.SailsSocket = SailsSocket;
   io.JWR = JWR;
+  io.Presence = Presence;
 
   // Options given as attributes of the <script> tag (`data-` prefixed ones win), parsed as JSON when
   // they are JSON, e.g. <script src="..." autoConnect="false" headers='{"x-token":"abc"}'>.

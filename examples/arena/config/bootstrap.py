@@ -1,6 +1,7 @@
 """Wire the arena into the app: its task, its actions, and the socket events players send.
 
-- ``POST /arena/join`` (socket only) puts the player in a match and answers what the page needs;
+- ``POST /arena/join`` (socket only) puts the player in a match and answers what the page needs; the
+  player is tracked by ``app.presence`` in the match's room, which gives the page its player list;
 - the ``input`` event (``{"dx": -1..1, "dy": -1..1}``) steers the player's dot;
 - ``POST /arena/leave`` leaves the match, and so does a disconnect;
 - ``POST /arena/end`` ends a match now (``{"match": id}``, or the caller's own): its task is cancelled
@@ -33,7 +34,11 @@ def bootstrap(app: App) -> None:
         if not req.is_socket:
             return res.bad_request("join over a socket: io.socket.post('/arena/join', {name})")
         name = str(req.param("name") or "").strip()[:24] or f"player-{req.socket.id[:4]}"
-        return res.ok(arena.join(req.socket, name))
+        joined = arena.join(req.socket, name)
+        # the page's player list: presence in the match's room, untracked when the player leaves the
+        # room (leave, disconnect, or the match ending), in whichever process the player is
+        await app.presence.track(req.socket, f"match:{joined['match']}", joined["you"], {"name": name})
+        return res.ok(joined)
 
     async def leave(req: Request, res: Response) -> None:
         if req.socket is not None:
