@@ -166,7 +166,7 @@ class App:
         """The route table shared by HTTP and socket requests."""
         self.sockets = Sockets(self)
         """The ``sails.sockets`` API: rooms and messages for the main namespace."""
-        self.presence = Presence(self)
+        self.presence = Presence(self.io)
         """Who is in which room, by user (or any key), across every process: see ``docs/howto/presence.md``."""
         self._default_store = MemoryStore()
         self.session_store: SessionStore = self._default_store

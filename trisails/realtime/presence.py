@@ -40,10 +40,9 @@ import trio
 from .._errors import DisconnectedError, PresenceLimitReached
 
 if TYPE_CHECKING:
-    from .._app import App
     from .cluster import RedisBus
     from .rooms import Adapter
-    from .server import Socket
+    from .server import RealtimeServer, Socket
 
 __all__ = ["PRESENCE_DIFF", "PRESENCE_STATE", "Presence"]
 
@@ -96,8 +95,9 @@ class Presence:
     room in the socket's namespace, and :meth:`list` takes the namespace name (``"/"`` by default).
     """
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    def __init__(self, io: RealtimeServer) -> None:
+        self._io = io
+        self._settings = io.settings
         self._rooms: dict[tuple[str, str], dict[str, _Tracked]] = {}
         """(namespace, room) → socket id → its tracking, for this process's sockets."""
         self._sockets: dict[tuple[str, str], dict[str, _Tracked]] = {}
@@ -130,7 +130,7 @@ class Presence:
         namespace = socket.namespace.name
         mine = self._sockets.get((namespace, socket.id), {})
         previous = mine.get(room)
-        limit = self._app.settings.sockets.max_presences_per_socket
+        limit = self._settings.max_presences_per_socket
         if previous is None and len(mine) >= limit:
             raise PresenceLimitReached(
                 f"socket {socket.id} is tracked in {len(mine)} rooms already, the most sockets.max_presences_per_socket "
@@ -204,7 +204,7 @@ class Presence:
             size = len(orjson.dumps(meta))
         except TypeError as error:
             raise TypeError(f"presence metadata must be JSON: {error}") from None
-        limit = self._app.settings.sockets.max_presence_meta_size
+        limit = self._settings.max_presence_meta_size
         if size > limit:
             raise PresenceLimitReached(
                 f"presence metadata of {size} bytes of JSON is larger than sockets.max_presence_meta_size ({limit}): "
@@ -241,7 +241,7 @@ class Presence:
 
     def _untrack(self, entry: _Tracked) -> None:
         self._forget(entry)
-        self._app.io.of(entry.namespace).to(entry.room).emit(
+        self._io.of(entry.namespace).to(entry.room).emit(
             PRESENCE_DIFF, {"room": entry.room, "joins": {}, "leaves": _entries([entry])}
         )
 
@@ -307,7 +307,7 @@ class Presence:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
-                period = self._app.settings.sockets.presence_ttl / 3
+                period = self._settings.presence_ttl / 3
                 while True:
                     if bus.client is None:
                         self._dirty = True
@@ -362,13 +362,13 @@ class Presence:
         return self._bus.uid
 
     def _garbage_ms(self) -> int:
-        return int(self._app.settings.sockets.presence_ttl * GARBAGE_TTLS * 1000)
+        return int(self._settings.presence_ttl * GARBAGE_TTLS * 1000)
 
     async def _beat(self, client: Any) -> None:
         """One refresh: say this process is alive, write everything again if it may be missing from
         Redis (a broken link, or another process took this one for dead), and reap the dead."""
         uid = self._bus_uid()
-        ttl_ms = int(self._app.settings.sockets.presence_ttl * 1000)
+        ttl_ms = int(self._settings.presence_ttl * 1000)
         rooms_key = self._key("rooms", uid)
         async with client.pipeline(transaction=True) as pipe:
             pipe.set(self._key("alive", uid), b"1", px=ttl_ms)
@@ -382,12 +382,12 @@ class Presence:
             for namespace, room in list(self._rooms):
                 if was_reaped:  # the others were told these left: they are back
                     tracked = list(self._rooms.get((namespace, room), {}).values())
-                    self._app.io.of(namespace).to(room).emit(
+                    self._io.of(namespace).to(room).emit(
                         PRESENCE_DIFF, {"room": room, "joins": _entries(tracked), "leaves": {}}
                     )
                 else:  # diffs may have been lost with the link: every member gets the room again
                     state = await self.list(room, namespace)
-                    self._app.io.of(namespace).to(room).emit(PRESENCE_STATE, {"room": room, "state": state})
+                    self._io.of(namespace).to(room).emit(PRESENCE_STATE, {"room": room, "state": state})
         else:
             async with client.pipeline(transaction=False) as pipe:
                 for namespace, room in self._rooms:
@@ -436,7 +436,7 @@ class Presence:
                 leaves: State = {}
                 for data in gone.values():
                     leaves.setdefault(str(data["key"]), {"metas": []})["metas"].append(data["meta"])
-                self._app.io.of(namespace).to(room).emit(PRESENCE_DIFF, {"room": room, "joins": {}, "leaves": leaves})
+                self._io.of(namespace).to(room).emit(PRESENCE_DIFF, {"room": room, "joins": {}, "leaves": leaves})
             await client.delete([rooms_key])
             log.info("presence: process %s stopped refreshing its entries; removed them from %d rooms", dead, len(rooms))
 

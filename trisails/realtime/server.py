@@ -13,8 +13,9 @@ This is the raw realtime API, what Sails exposes as ``sails.io``::
             return "delivered"            # the client's ack receives "delivered"
 
 Data flows one way: the session's trio shell (:class:`~trisails.realtime.connection.Connection`) hands
-each message to the session's :class:`_Connection`, which decodes Socket.IO packets and routes them to
-the :class:`Socket` of their namespace. A socket handles its events one at a time, in arrival order, as
+each message to the session's :class:`_Connection`, which feeds the namespace state machine
+(:mod:`trisails.protocol.socketio_connection`: which namespaces are connecting or connected, and the
+packet shapes of each revision) and routes what comes out to the :class:`Socket` of its namespace. A socket handles its events one at a time, in arrival order, as
 Socket.IO does. A plain-function handler with nothing waiting before it runs at once, in the reader;
 anything else waits in a bounded inbox for the socket's dispatcher task, started in the session's
 nursery when an event has to wait, which lingers ``DISPATCHER_LINGER`` seconds for more before it ends.
@@ -23,9 +24,10 @@ nursery is cancelled, and with it the dispatcher and whatever the socket started
 :meth:`Socket.start_soon`; a namespace disconnect alone forgets the socket (rooms, pending acks,
 disconnect handlers) but cancels no task.
 
-The two protocol revisions differ here only in how a namespace is joined (Engine.IO v3 clients are put in
-``/`` at once and their socket id is the session id; v4 clients ask with a CONNECT packet and get a fresh
-id) and in the shape of a connect error (a string in v4 of the Socket.IO protocol, an object in v5).
+The two protocol revisions differ here only in the socket id (Engine.IO v3 clients' socket id in ``/``
+is the session id; v4 clients get a fresh one); the rest of their differences are the state machine's.
+The Sails layer takes over the virtual-request events through :meth:`Socket.on_events`, a public hook
+any layer above Socket.IO may use; nothing here knows of it.
 """
 
 from __future__ import annotations
