@@ -41,7 +41,6 @@ common path (a message arrives) costs one call and no event object.
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Sequence
 from typing import Literal
 
@@ -155,7 +154,7 @@ class EngineSession:
         """Messages the ``"drop"`` slow-consumer policy threw away for this session."""
         self.poll_pending = False
         """Whether a long-poll GET is waiting for packets."""
-        self._queue: deque[Envelope] = deque()
+        self._queue: list[Envelope] = []  # taken whole, never one by one: a list is enough (and small)
         self._max_queue = max_queue
         self._slow_consumer = slow_consumer
         self._ping_interval = ping_interval
@@ -314,9 +313,8 @@ class EngineSession:
             if self.state is SessionState.CLOSING:
                 self._end()
             return []
-        taken = list(queue)
-        queue.clear()
-        return taken
+        self._queue = []
+        return queue
 
     # ----------------------------------------------------------------------------------------- polling
     def open_poll(self) -> eio.HandshakeError | None:
@@ -353,7 +351,7 @@ class EngineSession:
         if self._queue:
             # a closing session's CLOSE waits for the next poll (see rule 3)
             packets = [packet for envelope in self._queue for packet in envelope.packets]
-            self._queue.clear()
+            self._queue = []
             return packets
         if self.state is SessionState.CLOSING:
             self._end()
@@ -451,4 +449,4 @@ class EngineSession:
     def _end(self) -> None:
         self.state = SessionState.CLOSED
         self._close_due = None
-        self._queue.clear()
+        self._queue = []

@@ -166,7 +166,9 @@ class _Server:
             if request is None or not request.wants_websocket or not is_socket_path(request.path, self._path):
                 await TCPServer(self._wrapped, self._config, self._context, self._state, _ReplayStream(stream, data))  # type: ignore[arg-type]
                 return
-            await self._websocket(stream, request)
+            held = [request]
+            del request, data  # this task now serves the websocket for hours: it keeps no raw head
+            await self._websocket(stream, held.pop())
         except Exception:
             log.exception("connection handler failed")
             await trio.aclose_forcefully(stream)
@@ -184,6 +186,7 @@ class _Server:
         handshake = make_handshake(
             list(request.headers), parsed_query, request.path, query, peer[0] if isinstance(peer, tuple) else str(peer), False
         )
+        del request  # the websocket holds it until it has answered the upgrade, then lets it go
 
         async def accept() -> StreamWebSocket:
             await websocket.accept(compression=self._compression)

@@ -33,7 +33,6 @@ any layer above Socket.IO may use; nothing here knows of it.
 from __future__ import annotations
 
 import inspect
-import itertools
 from collections import deque
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -141,6 +140,26 @@ class Socket:
     this socket's writer, and a socket that falls too far behind meets the slow-consumer policy.
     """
 
+    __slots__ = (
+        "id",
+        "namespace",
+        "handshake",
+        "data",
+        "connected",
+        "room_changes",
+        "_connection",
+        "_events",
+        "_hook_events",
+        "_hook",
+        "_any",
+        "_on_disconnect",
+        "_acks",
+        "_next_ack",
+        "_inbox",
+        "_dispatching",
+        "_waiting",
+    )
+
     def __init__(self, namespace: Namespace, connection: _Connection, sid: str, handshake: SocketHandshake) -> None:
         self.id = sid
         self.namespace = namespace
@@ -160,11 +179,11 @@ class Socket:
         after some work to know whether that work changed the socket's rooms."""
         self._on_disconnect: list[Handler] = []
         self._acks: dict[int, Waiter] = {}
-        self._ack_ids = itertools.count()
+        self._next_ack = 0
         # Events waiting for their handler, and whether the dispatcher task is running: it is started
         # when an event has to wait and ends DISPATCHER_LINGER s after the last, so an idle socket holds
         # no task.
-        self._inbox: deque[tuple[str, list[Any], int | None]] = deque()
+        self._inbox: deque[tuple[str, list[Any], int | None]] | None = None  # made when an event first waits
         self._dispatching = False
         self._waiting: trio.Event | None = None  # set while the dispatcher lingers for more events
 
@@ -238,7 +257,8 @@ class Socket:
             timeout = self.namespace.server.settings.ack_timeout
         if not self.connected:
             raise DisconnectedError(f"socket {self.id} is not connected")
-        ack_id = next(self._ack_ids)
+        ack_id = self._next_ack
+        self._next_ack += 1
         waiter = self._acks[ack_id] = Waiter()
         self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args], id=ack_id))
         try:
@@ -321,7 +341,7 @@ class Socket:
         if not self.connected:
             return
         self.connected = False
-        self._inbox.clear()
+        self._inbox = None
         self._connection.forget(self)
         self.namespace._remove(self)
         for waiter in self._acks.values():
@@ -344,7 +364,7 @@ class Socket:
             event = str(event)
             if not self._inbox and not self._dispatching and not self._any and self._run_inline(event, args, packet.id):
                 return
-            if len(self._inbox) >= self.namespace.server.settings.inbound_buffer:
+            if self._inbox is not None and len(self._inbox) >= self.namespace.server.settings.inbound_buffer:
                 raise ProtocolError(
                     f"more than {self.namespace.server.settings.inbound_buffer} events waiting for their handlers"
                 )
@@ -386,6 +406,8 @@ class Socket:
         return True
 
     def _queue(self, entry: tuple[str, list[Any], int | None]) -> None:
+        if self._inbox is None:
+            self._inbox = deque()
         self._inbox.append(entry)
         if self._waiting is not None:
             self._waiting.set()  # the dispatcher lingers: wake it rather than start another
@@ -410,6 +432,7 @@ class Socket:
                     await self._waiting.wait()
                 self._waiting = None
                 if not self._inbox:
+                    self._inbox = None  # an idle socket keeps no inbox
                     return
         finally:
             self._waiting = None

@@ -35,7 +35,7 @@ class StreamWebSocket:
         self._fd: int | None = stream.socket.fileno()
         if self._fd < 0:  # a stand-in socket (trisails.testing's in-memory streams): no direct writes
             self._fd = None
-        self._request = request
+        self._request: rfc6455.UpgradeRequest | None = request
         self._ws: rfc6455.ServerConnection | None = None
         self._max_message_size = max_message_size
         self._send_lock = trio.Lock()
@@ -47,6 +47,8 @@ class StreamWebSocket:
     async def accept(self, *, compression: bool) -> None:
         """Answer the upgrade with 101, negotiating permessage-deflate only when ``compression`` is on."""
         request = self._request
+        assert request is not None
+        self._request = None  # the handshake keeps what the app sees; an idle socket keeps no raw head
         deflate = rfc6455.negotiate_deflate(request.header(b"sec-websocket-extensions")) if compression else None
         self.direct = deflate is None
         self._ws = rfc6455.ServerConnection(max_message_size=self._max_message_size, deflate=deflate)
