@@ -354,9 +354,12 @@ def test_a_server_disconnect_fails_pending_requests_and_is_not_followed_by_a_rec
 
     @server.route("get", "/kick")
     async def kick(socket: Socket, request: dict[str, Any]) -> None:
-        # Wait until the client's next request has arrived too (a packet that came after the
-        # disconnect would be a protocol error, as in socket.io), then send 41: neither is answered.
-        await trio.sleep(0.3)
+        # Wait until the client's next request has arrived too, waiting behind this one in the socket's
+        # inbox (a packet that came after the disconnect would be a protocol error, as in socket.io),
+        # then send 41: neither is answered. Bounded: nothing announces an arrival.
+        with trio.fail_after(5):
+            while not socket._inbox:
+                await trio.sleep(0.01)
         socket.disconnect()
 
     server.route("get", "/hello")(lambda socket, request: jwr("hello"))

@@ -289,7 +289,9 @@ async def test_when_the_app_lowers_an_idle_client_sees_the_transport_close_and_t
     async with app.lifted() as url:
         client = await connect(js, url, transport, options=EAGER_RECONNECTION)
         await client.next_event("auth")
-        await trio.sleep(0.1)
+        with trio.fail_after(5):  # a polling client's long-poll is waiting at the server (bounded: no event says so)
+            while transport == "polling" and not any(c.session.poll_pending for c in app._engine.sessions):
+                await trio.sleep(0.01)
         client.discard()
     assert await client.next_event("disconnect") == ["transport close"]
     await client.next_event("reconnect_attempt")
