@@ -158,10 +158,15 @@ class EngineIOEndpoint:
         if connection.session.transport is not Transport.POLLING:
             await _respond_error(send, eio.HandshakeError.BAD_REQUEST)
             return
-        body = await _read_body(receive, self._settings.max_payload)
-        if body is None:
+        try:
+            body = await _read_body(receive, self._settings.max_payload)
+        except BodyTooLarge:
             connection.protocol_error("polling payload too large")
             await _respond(send, 413, b"Payload Too Large", "text/plain")
+            return
+        except BodyTruncated as truncated:
+            # as plain HTTP does: a body cut short is no request at all; the session goes on
+            log.info("discarded a truncated polling body for session %s (%s): %s", connection.sid, connection.handshake.address, truncated)
             return
         connection.receive_payload(body, _header(scope, "content-type"))
         await _respond(send, 200, b"ok", "text/html")
@@ -375,18 +380,33 @@ def _header(scope: Scope, name: str) -> str | None:
     return ", ".join(values) if values else None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it grows past ``limit`` bytes."""
+class BodyTooLarge(Exception):
+    """A request body grew past its limit; the rest of it is not read."""
+
+
+class BodyTruncated(Exception):
+    """The client hung up before its request body was complete."""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, as its ``Content-Length`` (or chunked encoding) announced it.
+
+    Raises :class:`BodyTooLarge` as soon as it grows past ``limit`` bytes, and :class:`BodyTruncated`
+    when the client disconnects first: the server (hypercorn, through h11) says the body is complete
+    only once all of it has arrived, so a partial body never passes for a whole one, and the packets
+    in a cut-short POST are never handled (a truncated payload is not a shorter one: the client never
+    sent that request).
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            raise BodyTruncated(f"the client went away after {size} bytes of the body ({message['type']})")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            raise BodyTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
