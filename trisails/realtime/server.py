@@ -633,8 +633,13 @@ class _Connection:
     def __init__(self, server: RealtimeServer, session: Connection) -> None:
         self.server = server
         self.session = session
+        settings = server.settings
         self.state = SocketIOConnection(
-            session.revision, now=trio.current_time(), connect_timeout=server.settings.connect_timeout / 1000
+            session.revision,
+            now=trio.current_time(),
+            connect_timeout=settings.connect_timeout / 1000,
+            max_attachments=settings.max_attachments,
+            max_payload=settings.max_payload,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
         self._private_id: str | None = None  # revision 3 with sockets.private_sid: the ids' base, not the sid
