@@ -21,6 +21,7 @@ import trio
 
 from trisails import App
 from trisails.protocol import engineio as eio
+from trisails.realtime.endpoint import client_address
 from tests.support.raw import RawPolling, message, raw_websocket
 
 #: A second loopback address: the attacker's, so the server sees two different clients.
@@ -178,3 +179,18 @@ async def test_private_socket_ids_keep_a_revision_3_sid_out_of_the_app() -> None
             [socket_id] = app.io.sockets
             assert socket_id != sid and len(socket_id) == len(sid)
             assert eio.HandshakeError.UNKNOWN_SID.message == UNKNOWN_SID["message"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "hops", "expected"),
+    [
+        ("10.0.0.1", None, 1, "10.0.0.1"),  # no header: the peer
+        ("10.0.0.1", "203.0.113.7", 0, "10.0.0.1"),  # not trusted: the header is ignored
+        ("10.0.0.1", "203.0.113.7", 1, "203.0.113.7"),  # one proxy: its entry
+        ("10.0.0.1", "6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # the client's own entries are never read
+        ("10.0.0.1", "6.6.6.6, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),  # two proxies
+        ("10.0.0.1", " 203.0.113.7 ,", 3, "203.0.113.7"),  # fewer entries than hops: the first one
+    ],
+)
+def test_the_forwarded_address_is_the_one_the_trusted_proxies_wrote(peer: str, forwarded: str | None, hops: int, expected: str) -> None:
+    assert client_address(peer, forwarded, hops) == expected
