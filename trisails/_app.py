@@ -50,7 +50,7 @@ from .sockets import Sockets
 from .web import http, virtual
 from .web.policies import Policies, Policy
 from .web.security import TOKEN_PATH, grant_csrf_token
-from .web.sessions import MIN_SECRET_LENGTH, MemoryStore, Sessions, SessionStore
+from .web.sessions import MIN_SECRET_LENGTH, MemoryStore, Sessions, SessionStore, cookie_value
 from .web.router import Action, Router
 from .web.views import Views, views_of
 
@@ -188,7 +188,9 @@ class App:
         self._checked_models: tuple[type[Model], ...] = ()
         self._blueprints_installed = False
         self.router.add_action("security/grant-csrf-token", grant_csrf_token, route=False)
-        self._engine = EngineIOEndpoint(self.io, self.settings.sockets, is_draining=lambda: self.draining)
+        self._engine = EngineIOEndpoint(
+            self.io, self.settings.sockets, is_draining=lambda: self.draining, session_cookie=self._session_cookie
+        )
         self.draining = False
         """True while the app lowers: new sessions and socket requests are refused with 503."""
         self.socket_requests = InFlight()
@@ -200,6 +202,14 @@ class App:
         self._tasks: trio.Nursery | None = None
         self._lower_requested: trio.Event | None = None
         self._engine_path = self.settings.sockets.path.rstrip("/")
+
+    def _session_cookie(self, header: str | None) -> str | None:
+        """The session cookie's value in a ``Cookie`` header (None: sessions are off, or it has none):
+        what binds a polling session to the browser that opened it."""
+        session = self.settings.session
+        if not header or not session.enabled:
+            return None
+        return cookie_value(header, session.name)
 
     @property
     def views(self) -> Views:

@@ -111,6 +111,22 @@ class SocketSettings:
     PresenceLimitReached."""
     handshake_timeout: int = 10_000
     """Milliseconds a new connection may take to send its HTTP request head."""
+    max_attachments: int = 10
+    """Binary attachments one Socket.IO packet may announce (socket.io's own default, 10). They are held
+    until the last arrives, and together with the packet they may not pass :attr:`max_payload` bytes;
+    past either, the connection is closed as a protocol error."""
+    trust_proxy: int = 0
+    """How many reverse proxies in front of the app append to ``X-Forwarded-For``: ``0`` (the default)
+    reads no proxy header, so a client's address is the TCP peer's; ``1`` (one nginx) takes the last
+    entry of the header, ``2`` the one before it, and so on. That address is ``handshake.address``, what
+    :attr:`max_connections_per_ip` counts and what a polling session is bound to. Set it only when the
+    app's port is reachable through the proxies alone: a client that reaches it directly could write
+    any address into the header."""
+    private_sid: bool = False
+    """Give Engine.IO revision-3 sockets (sails.io.js, socket.io-client 2) an id of their own instead of
+    their Engine.IO sid, so that a socket id the app shares (a broadcast, a list of who is here) does
+    not name the session. Off by default for compatibility: those clients show ``socket.id`` = the sid,
+    so with it on the id the client sees differs from ``socket.id`` on the server."""
     redis_url: str = ""
     """Run as one of several processes sharing rooms, broadcasts and sessions through Redis
     (``redis://127.0.0.1:6379/0``); empty (the default) keeps everything in this process. The CLI's
@@ -133,10 +149,12 @@ class SocketSettings:
         for name in (
             "ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload", "handshake_timeout",
             "request_rate", "request_burst", "max_connections", "max_rooms_per_socket", "presence_ttl",
-            "max_presences_per_socket", "max_presence_meta_size",
+            "max_presences_per_socket", "max_presence_meta_size", "max_attachments",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"sockets.{name} must be positive, got {getattr(self, name)!r}")
+        if self.trust_proxy < 0:
+            raise ConfigError(f"sockets.trust_proxy must be 0 (no proxy) or the number of proxies, got {self.trust_proxy!r}")
         if self.max_connections_per_ip < 0:
             raise ConfigError(f"sockets.max_connections_per_ip must be 0 (no limit) or more, got {self.max_connections_per_ip!r}")
         for name in ("outbound_buffer", "inbound_buffer"):

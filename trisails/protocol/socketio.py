@@ -24,7 +24,9 @@ BINARY_EVENT and an ACK becomes a BINARY_ACK, and the bytes are sent as separate
 messages right after the header:
 ``61-9[{"body":{"buf":{"_placeholder":true,"num":0}}}]`` and then ``b"\\x01\\x02\\x03"``. Receiving is
 therefore stateful. The :class:`Decoder` holds a binary packet back until all of its attachments have
-arrived. Then it puts the bytes back where the placeholders were and hands out a plain EVENT or ACK
+arrived; what it may hold meanwhile is bounded, in count (``max_attachments``) and in bytes of the packet
+and its attachments together (``max_payload``), since a peer could otherwise announce many and send them
+slowly. Then it puts the bytes back where the placeholders were and hands out a plain EVENT or ACK
 again. So ``encode`` followed by ``Decoder.receive`` gives back the packet you started with.
 
 Like :mod:`trisails.protocol.engineio` this module does no I/O. A packet the peer got wrong raises
@@ -243,20 +245,30 @@ class Decoder:
     idle, whatever it was doing.
 
     Args:
-        max_attachments: the most attachments one packet may announce. The decoder buffers attachments
-            until the last one arrives, so this limit bounds what one packet can make it hold.
+        max_attachments: the most attachments one packet may announce (socket.io's default is 10).
+        max_payload: the most bytes one binary packet may take with all its attachments together (its
+            header counted in UTF-8), or None for no bound. The decoder holds attachments until the last
+            one arrives, so these two limits bound what one packet can make it hold: without the second,
+            each attachment could be as large as the transport allows, times the count.
     """
 
-    def __init__(self, *, max_attachments: int = 10) -> None:
+    def __init__(self, *, max_attachments: int = 10, max_payload: int | None = None) -> None:
         self._max_attachments = max_attachments
+        self._max_payload = max_payload
         self._pending: Packet | None = None
         self._expected = 0
         self._attachments: list[bytes] = []
+        self._size = 0  # bytes of the waiting packet: its header and the attachments so far
 
     @property
     def awaiting_attachments(self) -> int:
         """How many more binary messages the current packet needs; 0 when idle."""
         return self._expected - len(self._attachments)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes the decoder holds for the packet it is waiting on (header and attachments); 0 when idle."""
+        return self._size if self._pending is not None else 0
 
     def receive(self, message: str | bytes) -> Packet | None:
         """Take one Engine.IO message; return the packet it completes, or ``None`` if more must follow.
@@ -280,6 +292,7 @@ class Decoder:
         self._pending = None
         self._expected = 0
         self._attachments = []
+        self._size = 0
 
     def _receive_text(self, message: str) -> Packet | None:
         if self._pending is not None:
@@ -291,11 +304,18 @@ class Decoder:
             return packet
         self._pending = packet
         self._expected = attachment_count
+        self._size = len(message.encode("utf-8", "surrogatepass"))
         return None
 
     def _receive_attachment(self, attachment: bytes) -> Packet | None:
         if self._pending is None:
             raise SocketIOError("a binary attachment arrived but no binary packet is waiting for one")
+        size = self._size + len(attachment)
+        if self._max_payload is not None and size > self._max_payload:
+            raise SocketIOError(
+                f"a packet and its attachments may take at most {self._max_payload} bytes together (max_payload)"
+            )
+        self._size = size
         self._attachments.append(attachment)
         if self.awaiting_attachments:
             return None

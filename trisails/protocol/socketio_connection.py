@@ -65,12 +65,22 @@ class SocketIOConnection:
 
     __slots__ = ("revision", "_decoder", "_namespaces", "_connect_due")
 
-    def __init__(self, revision: int, *, now: float, connect_timeout: float, max_attachments: int = 100) -> None:
+    def __init__(
+        self,
+        revision: int,
+        *,
+        now: float,
+        connect_timeout: float,
+        max_attachments: int = 10,
+        max_payload: int | None = None,
+    ) -> None:
+        """``max_attachments`` and ``max_payload`` bound what one binary packet may make the decoder
+        hold (see :class:`~trisails.protocol.socketio.Decoder`)."""
         if revision not in (3, 4):
             raise ValueError(f"unknown Engine.IO revision {revision}")
         self.revision = revision
         """The Engine.IO revision: 3 speaks Socket.IO protocol 4, 4 speaks protocol 5."""
-        self._decoder = sio.Decoder(max_attachments=max_attachments)
+        self._decoder = sio.Decoder(max_attachments=max_attachments, max_payload=max_payload)
         self._namespaces: dict[str, _Namespace] = {}
         self._connect_due: float | None = now + connect_timeout
 

@@ -7,17 +7,26 @@ passes the same checks, in Engine.IO's order:
 
 1. ``EIO`` must be 3 or 4, else ``{"code":5,"message":"Unsupported protocol version"}``;
 2. ``transport`` must be an allowed transport, else ``{"code":0,"message":"Transport unknown"}``;
-3. with a ``sid``: the session must exist (``code 1``); a websocket with a sid is an upgrade, and a
+3. with a ``sid``: the session must exist (``code 1``), and the request must come from the address
+   that made the handshake and carry the session cookie the handshake carried, else it is answered as
+   if the session did not exist (``code 1``, logged); a websocket with a sid is an upgrade, and a
    polling request for a session that has moved to a websocket is a bad request (``code 3``);
 4. without one: a new session, which only a GET (polling) or a websocket may open (``code 2``).
 
 A rejected websocket handshake gets a plain ``400 Bad Request`` with the reason as its body, as
-engine.io answers it. The sessions' protocol state is in :mod:`trisails.protocol.engine_session`; their
+engine.io answers it.
+
+Why rule 3 binds a session to its client: a revision-3 client's socket id *is* its sid, and apps hand
+socket ids around, so the sid alone must not be enough to post requests as the client, read its
+messages or take its session to another websocket. The address is the TCP peer's, or, with
+``sockets.trust_proxy``, the one the trusted proxies wrote into ``X-Forwarded-For``
+(:func:`client_address`). The sessions' protocol state is in :mod:`trisails.protocol.engine_session`; their
 I/O in :mod:`trisails.realtime.connection`; this module only admits, finds and routes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -36,7 +45,7 @@ if TYPE_CHECKING:
     from .server import RealtimeServer
     from .websocket import StreamWebSocket
 
-__all__ = ["EngineIOEndpoint", "make_handshake"]
+__all__ = ["EngineIOEndpoint", "client_address", "make_handshake"]
 
 log = logging.getLogger("trisails.realtime")
 
@@ -44,15 +53,30 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: Reads the session cookie's value out of a ``Cookie`` header (None: no session cookie in it).
+SessionCookie = Callable[[str | None], str | None]
+
+
+def _no_session_cookie(header: str | None) -> str | None:
+    return None
 
 
 class EngineIOEndpoint:
     """The Engine.IO server of one :class:`RealtimeServer`: its sessions, their timers, their requests."""
 
     def __init__(
-        self, server: RealtimeServer, settings: SocketSettings, *, is_draining: Callable[[], bool] = lambda: False
+        self,
+        server: RealtimeServer,
+        settings: SocketSettings,
+        *,
+        is_draining: Callable[[], bool] = lambda: False,
+        session_cookie: SessionCookie = _no_session_cookie,
     ) -> None:
+        """``session_cookie`` reads the app's session cookie out of a ``Cookie`` header (the App passes
+        one that knows the cookie's name): a session opened with one only serves requests that carry
+        the same value."""
         self._is_draining = is_draining
+        self._session_cookie = session_cookie
         self._server = server
         self._settings = settings
         self.sessions = ConnectionRegistry()
@@ -87,13 +111,13 @@ class EngineIOEndpoint:
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         error = self._check(query, websocket=False)
         if error is not None:
-            log.info("refused Engine.IO request from %s: %s", _address(scope), error.message)
+            log.info("refused Engine.IO request from %s: %s", self._address(scope), error.message)
             await _respond_error(send, error)
             return
         sid = query.get("sid")
         method = scope["method"]
         if sid:
-            connection = self._find(sid, query)
+            connection = self._find(sid, query, self._address(scope), _header(scope, "cookie"))
             if isinstance(connection, eio.HandshakeError):
                 await _respond_error(send, connection)
             elif method == "GET":
@@ -106,7 +130,7 @@ class EngineIOEndpoint:
             await _respond_error(send, eio.HandshakeError.BAD_HANDSHAKE_METHOD)
         else:
             handshake = make_handshake(
-                list(scope.get("headers", ())), query, scope.get("path", "/"), raw_query, _address(scope),
+                list(scope.get("headers", ())), query, scope.get("path", "/"), raw_query, self._address(scope),
                 scope.get("scheme") == "https",
             )
             refusal = await self._admit(handshake)
@@ -134,10 +158,15 @@ class EngineIOEndpoint:
         if connection.session.transport is not Transport.POLLING:
             await _respond_error(send, eio.HandshakeError.BAD_REQUEST)
             return
-        body = await _read_body(receive, self._settings.max_payload)
-        if body is None:
+        try:
+            body = await _read_body(receive, self._settings.max_payload)
+        except BodyTooLarge:
             connection.protocol_error("polling payload too large")
             await _respond(send, 413, b"Payload Too Large", "text/plain")
+            return
+        except BodyTruncated as truncated:
+            # as plain HTTP does: a body cut short is no request at all; the session goes on
+            log.info("discarded a truncated polling body for session %s (%s): %s", connection.sid, connection.handshake.address, truncated)
             return
         connection.receive_payload(body, _header(scope, "content-type"))
         await _respond(send, 200, b"ok", "text/html")
@@ -156,10 +185,13 @@ class EngineIOEndpoint:
         ``accept`` completes the upgrade and returns the websocket; ``refuse(status, body)`` answers
         with a plain HTTP error instead, as engine.io does for a rejected upgrade.
         """
+        if self._settings.trust_proxy:
+            address = client_address(handshake.address, handshake.headers.get("x-forwarded-for"), self._settings.trust_proxy)
+            handshake = dataclasses.replace(handshake, address=address)
         error = self._check(query, websocket=True)
         existing: Connection | None = None
         if error is None and query.get("sid"):
-            found = self._find(query["sid"], query, upgrade=True)
+            found = self._find(query["sid"], query, handshake.address, handshake.headers.get("cookie"), upgrade=True)
             if isinstance(found, eio.HandshakeError):
                 error = found
             elif not self._settings.allow_upgrades:
@@ -225,16 +257,50 @@ class EngineIOEndpoint:
                 return eio.HandshakeError.FORBIDDEN
         return None
 
-    def _find(self, sid: str, query: dict[str, str], *, upgrade: bool = False) -> Connection | eio.HandshakeError:
-        """The live session ``sid`` names; for a polling request, only while it is on polling."""
+    def _find(
+        self, sid: str, query: dict[str, str], address: str, cookie: str | None, *, upgrade: bool = False
+    ) -> Connection | eio.HandshakeError:
+        """The live session ``sid`` names, for a request from ``address`` with the ``Cookie`` header
+        ``cookie``; for a polling request, only while the session is on polling.
+
+        A request that does not come from the session's client (:meth:`_stranger`) is answered exactly
+        as an unknown sid, so that it cannot even tell that the session exists.
+        """
         connection = self.sessions.get(sid)
         if connection is None or connection.session.state is SessionState.CLOSED:
+            return eio.HandshakeError.UNKNOWN_SID
+        stranger = self._stranger(connection, address, cookie)
+        if stranger is not None:
+            log.warning(
+                "refused %s for session %s from %s: %s",
+                "an upgrade" if upgrade else "a polling request", sid, address, stranger,
+            )
             return eio.HandshakeError.UNKNOWN_SID
         if connection.revision != eio.parse_revision(query.get("EIO")):
             return eio.HandshakeError.BAD_REQUEST
         if not upgrade and connection.session.transport is not Transport.POLLING:
             return eio.HandshakeError.BAD_REQUEST
         return connection
+
+    def _stranger(self, connection: Connection, address: str, cookie: str | None) -> str | None:
+        """Why a request for ``connection`` does not come from the client that opened it, or None.
+
+        It must come from the handshake's address and, when the handshake carried the session cookie,
+        carry the same cookie value (other cookies may change freely)."""
+        handshake = connection.handshake
+        if address != handshake.address:
+            return f"the session is bound to another address ({handshake.address})"
+        expected = self._session_cookie(handshake.headers.get("cookie"))
+        if expected is not None and self._session_cookie(cookie) != expected:
+            return "it came without the session cookie of its handshake"
+        return None
+
+    def _address(self, scope: Scope) -> str:
+        """The client's address of an ASGI request: the peer's, or the forwarded one behind trusted proxies."""
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        hops = self._settings.trust_proxy
+        return client_address(peer, _header(scope, "x-forwarded-for"), hops) if hops else peer
 
     def _open(self, handshake: Handshake, query: dict[str, str], transport: Transport) -> Connection:
         settings = self._settings
@@ -291,31 +357,56 @@ def make_handshake(
     )
 
 
-def _address(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else ""
+def client_address(peer: str, forwarded_for: str | None, trust_proxy: int) -> str:
+    """The client's address behind ``trust_proxy`` reverse proxies that each append to ``X-Forwarded-For``.
+
+    The chain is the header's entries followed by the TCP ``peer``; the last ``trust_proxy`` links of
+    it are trusted proxies, so the client is the link just before them (or the first link, when the
+    header is shorter than that). Entries a client wrote itself come first in the header, so they are
+    never reached unless the setting trusts more proxies than there are.
+    """
+    if trust_proxy <= 0 or not forwarded_for:
+        return peer
+    chain = [entry.strip() for entry in forwarded_for.split(",")]
+    chain = [entry for entry in chain if entry]
+    chain.append(peer)
+    return chain[max(0, len(chain) - 1 - trust_proxy)]
 
 
 def _header(scope: Scope, name: str) -> str | None:
+    """A request header of an ASGI scope, repeats joined with ", " (as :func:`make_handshake` joins them)."""
     wanted = name.encode()
-    for key, value in scope.get("headers", ()):
-        if key.lower() == wanted:
-            return value.decode("latin-1")
-    return None
+    values = [value.decode("latin-1") for key, value in scope.get("headers", ()) if key.lower() == wanted]
+    return ", ".join(values) if values else None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it grows past ``limit`` bytes."""
+class BodyTooLarge(Exception):
+    """A request body grew past its limit; the rest of it is not read."""
+
+
+class BodyTruncated(Exception):
+    """The client hung up before its request body was complete."""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, as its ``Content-Length`` (or chunked encoding) announced it.
+
+    Raises :class:`BodyTooLarge` as soon as it grows past ``limit`` bytes, and :class:`BodyTruncated`
+    when the client disconnects first: the server (hypercorn, through h11) says the body is complete
+    only once all of it has arrived, so a partial body never passes for a whole one, and the packets
+    in a cut-short POST are never handled (a truncated payload is not a shorter one: the client never
+    sent that request).
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            raise BodyTruncated(f"the client went away after {size} bytes of the body ({message['type']})")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            raise BodyTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

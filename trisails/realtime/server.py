@@ -658,10 +658,16 @@ class _Connection:
     def __init__(self, server: RealtimeServer, session: Connection) -> None:
         self.server = server
         self.session = session
+        settings = server.settings
         self.state = SocketIOConnection(
-            session.revision, now=trio.current_time(), connect_timeout=server.settings.connect_timeout / 1000
+            session.revision,
+            now=trio.current_time(),
+            connect_timeout=settings.connect_timeout / 1000,
+            max_attachments=settings.max_attachments,
+            max_payload=settings.max_payload,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
+        self._private_id: str | None = None  # revision 3 with sockets.private_sid: the ids' base, not the sid
 
     # MessageReceiver ---------------------------------------------------------------------------------
     def on_open(self) -> None:
@@ -745,8 +751,21 @@ class _Connection:
         self.session.send(_envelope(packet))
 
     def _socket_id(self, name: str) -> str:
+        """The id of this session's socket in namespace ``name``.
+
+        Revision 4 (socket.io 3 and 4): a fresh id per namespace. Revision 3: the sid, ``name#sid``
+        beyond ``/``, as socket.io 2 names them and its clients show them; with ``sockets.private_sid``
+        a private id of the session's own in place of the sid, so a socket id the app shares does not
+        name the Engine.IO session.
+        """
         if self.session.revision == 3:
-            return self.session.sid if name == "/" else f"{name}#{self.session.sid}"
+            if self.server.settings.private_sid:
+                if self._private_id is None:
+                    self._private_id = new_id()
+                base = self._private_id
+            else:
+                base = self.session.sid
+            return base if name == "/" else f"{name}#{base}"
         return new_id()
 
     def _handshake(self, auth: dict[str, Any]) -> SocketHandshake:
