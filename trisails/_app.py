@@ -370,6 +370,13 @@ class App:
             graceful_timeout=http_settings.graceful_timeout,
             backlog=http_settings.backlog,
             max_message_size=self.settings.sockets.max_payload,
+            keep_alive_timeout=http_settings.keep_alive_timeout,
+        )
+        limits = _serving.ConnectionLimits(
+            keep_alive_timeout=http_settings.keep_alive_timeout,
+            body_timeout=http_settings.body_timeout,
+            write_timeout=http_settings.write_timeout,
+            max_connections_per_ip=http_settings.max_connections_per_ip,
         )
         self.http.config["MAX_CONTENT_LENGTH"] = http_settings.max_body_size
         stop_serving = trio.Event()
@@ -416,6 +423,7 @@ class App:
                         shutdown_trigger=stop_serving.wait,
                         requests_done=self._http_requests.wait_idle,
                         listeners=listeners,
+                        limits=limits,
                     )
                 )
                 log.info("trisails app lifted on %s", self.url)
