@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -378,6 +379,7 @@ class App:
             write_timeout=http_settings.write_timeout,
             max_connections_per_ip=http_settings.max_connections_per_ip,
         )
+        ssl_context = self._ssl_context()
         self.http.config["MAX_CONTENT_LENGTH"] = http_settings.max_body_size
         stop_serving = trio.Event()
         try:
@@ -424,6 +426,7 @@ class App:
                         requests_done=self._http_requests.wait_idle,
                         listeners=listeners,
                         limits=limits,
+                        ssl_context=ssl_context,
                     )
                 )
                 log.info("trisails app lifted on %s", self.url)
@@ -448,6 +451,14 @@ class App:
             self._lower_requested = None
             self.url = None
         log.info("trisails app lowered")
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of ``http.ssl`` (its paths relative to the app folder), or None for plain HTTP."""
+        files = self.settings.http.ssl
+        if not files:
+            return None
+        base = self.root if self.root is not None else Path.cwd()
+        return _serving.server_ssl_context(str(base / files["cert"]), str(base / files["key"]))
 
     async def _join_cluster(self, nursery: trio.Nursery) -> None:
         """Share rooms, broadcasts and sessions with the app's other processes through Redis."""

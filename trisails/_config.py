@@ -329,7 +329,21 @@ class HttpSettings:
     proxy's address: raise it there, or set ``0``. Keep it below the process's limit of open files
     (``ulimit -n``)."""
 
+    ssl: dict[str, str] = field(default_factory=dict)
+    """Serve https and wss instead of http and ws, on the same port: ``{"cert": "ssl/cert.pem", "key":
+    "ssl/key.pem"}``, the paths of the PEM files of the certificate chain and of its private key
+    (relative to the app folder), as Sails' ``ssl`` config. Empty (the default) serves plain HTTP.
+    ``--certfile`` and ``--keyfile`` override it."""
+
     def validate(self) -> None:
+        if self.ssl:
+            if not isinstance(self.ssl, dict) or set(self.ssl) != {"cert", "key"} or not all(
+                isinstance(value, str) and value for value in self.ssl.values()
+            ):
+                raise ConfigError(
+                    f"http.ssl takes the paths of both PEM files, {{'cert': 'ssl/cert.pem', 'key': 'ssl/key.pem'}}, "
+                    f"or nothing for plain HTTP; got {self.ssl!r}"
+                )
         for name in ("max_body_size", "max_json_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"http.{name} must be at least 1, got {getattr(self, name)!r}")

@@ -40,7 +40,7 @@ STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 #: Milliseconds of quiet after a change before the restart (an editor saving several files at once).
 DEBOUNCE_MS = 200
-SERVING = re.compile(rb"^trisails: serving .* on (http://\S+) \(Ctrl-C to stop\)")
+SERVING = re.compile(rb"^trisails: serving .* on (https?://\S+) \(Ctrl-C to stop\)")
 
 
 class ReloadUnavailable(AppLoadError):
@@ -162,13 +162,14 @@ class Supervisor:
                 pumps.start_soon(_pump, upstream, client, pumps.cancel_scope)
 
     # ------------------------------------------------------------------------------------- the session
-    async def run(self, host: str, port: int) -> None:
-        """Hold ``host:port``, keep a child serving, restart it on changes, stop on SIGINT or SIGTERM."""
+    async def run(self, host: str, port: int, scheme: str = "http") -> None:
+        """Hold ``host:port``, keep a child serving, restart it on changes, stop on SIGINT or SIGTERM.
+        ``scheme`` is only what the URL printed says (``https`` when the child serves TLS)."""
         import watchfiles
 
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()
-        url = f"http://{host}:{bound[1]}" if ":" not in host else f"http://[{host}]:{bound[1]}"
+        url = f"{scheme}://{host}:{bound[1]}" if ":" not in host else f"{scheme}://[{host}]:{bound[1]}"
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -276,7 +277,10 @@ def reload_command(args: argparse.Namespace, argv: list[str]) -> int:
         child_args.append("--prod")
     if args.redis:
         child_args += ["--redis", args.redis]
+    if args.certfile or args.keyfile:  # TLS ends in the child: the relay passes the bytes as they are
+        child_args += ["--certfile", str(Path(args.certfile or "").resolve()), "--keyfile", str(Path(args.keyfile or "").resolve())]
     if args.log_level:
         child_args += ["--log-level", args.log_level]
-    trio.run(Supervisor(folder, child_args).run, host, port)
+    scheme = "https" if args.certfile or http.ssl else "http"
+    trio.run(Supervisor(folder, child_args).run, host, port, scheme)
     return 0

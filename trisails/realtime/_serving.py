@@ -20,6 +20,13 @@ once (and so did the closing of a ``Connection: close`` answer): :class:`_HttpCo
 shielded. The accept loop survives running out of file descriptors (:func:`_accept_loop`), and one address
 may hold only so many connections at once.
 
+With a certificate (``http.ssl``, ``--certfile``/``--keyfile``) the same port speaks TLS only: each
+accepted connection is wrapped in a ``trio.SSLStream`` before its head is read, so https and wss share
+it as http and ws did. A connection whose TLS handshake fails (a plain-HTTP client, a scanner, a
+client that distrusts the certificate) is closed quietly, with a debug line. hypercorn learns that
+the connection is secure from the stream it is handed (:class:`_SecureReplayStream`), and reports
+``https`` in the scope.
+
 This relies on hypercorn internals (``TCPServer``, ``Lifespan``, ``WorkerContext``) of the pinned
 hypercorn 0.18.0; ``tests/app/test_serving.py`` guards the contract.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,7 +51,7 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 
-from .._errors import WebSocketError
+from .._errors import CertificateError, WebSocketError
 from ..protocol import websocket as rfc6455
 from .endpoint import make_handshake
 from .websocket import StreamWebSocket
@@ -51,7 +59,7 @@ from .websocket import StreamWebSocket
 if TYPE_CHECKING:
     from .endpoint import EngineIOEndpoint
 
-__all__ = ["ConnectionLimits", "hypercorn_config", "is_socket_path", "serve"]
+__all__ = ["ConnectionLimits", "hypercorn_config", "is_socket_path", "serve", "server_ssl_context"]
 
 log = logging.getLogger("trisails.realtime")
 
@@ -91,16 +99,19 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
     times out closes the stream and reports it broken, which hypercorn treats as the client gone.
     """
 
-    def __init__(self, stream: trio.SocketStream, head: bytes, *, write_timeout: float = math.inf) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, raw: trio.SocketStream, head: bytes, *, write_timeout: float = math.inf
+    ) -> None:
         self._stream = stream
+        self._raw = raw
         self._head = head
         self._write_timeout = write_timeout
-        self.socket = stream.socket
+        self.socket = raw.socket
         # hypercorn 0.18 calls send_eof outside the lock it holds around send_all; a client hanging
         # up mid-response then made trio raise BusyResourceError (logged as an ASGI error)
         self._sending = trio.Lock()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._head:
             data, self._head = self._head, b""
             return data
@@ -119,6 +130,7 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
+        assert isinstance(self._stream, trio.abc.HalfCloseableStream)
         async with self._sending:
             await self._stream.send_eof()
 
@@ -126,7 +138,57 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.aclose()
 
 
-async def _read_head(stream: trio.SocketStream, timeout: float = HEAD_TIMEOUT) -> bytes:
+class _SecureReplayStream(_ReplayStream):
+    """The same over TLS, shaped as hypercorn recognises a TLS connection (it has ``do_handshake``
+    and ``transport_stream``), so that it serves the requests as ``https``. The handshake is done
+    already, by the listener."""
+
+    @property
+    def transport_stream(self) -> trio.SocketStream:
+        return self._raw
+
+    async def do_handshake(self) -> None:
+        """Done before the head was read; nothing left to do."""
+
+    def selected_alpn_protocol(self) -> str:
+        return "http/1.1"  # the only protocol the context offers
+
+    async def send_eof(self) -> None:
+        """TLS has no half-close: hypercorn closes the whole stream next."""
+
+    async def aclose(self) -> None:
+        # a polite TLS close sends a close_notify, which waits for a client that does not read:
+        # try it briefly, then close the connection under it
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await self._stream.aclose()
+            except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
+                pass
+        await trio.aclose_forcefully(self._raw)
+
+
+def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    """A server TLS context for the certificate chain ``certfile`` and its private key ``keyfile``
+    (PEM files), offering HTTP/1.1 only (websockets need it; hypercorn would otherwise be asked for
+    HTTP/2 by browsers). Raises :class:`CertificateError` naming the file when one cannot be used."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except FileNotFoundError as error:
+        raise CertificateError(
+            f"http.ssl: no such file {error.filename or certfile!r}: give the paths of the PEM files of the "
+            "certificate (cert, --certfile) and of its private key (key, --keyfile)"
+        ) from None
+    except (ssl.SSLError, OSError) as error:
+        raise CertificateError(
+            f"http.ssl: cannot use the certificate {certfile!r} with the key {keyfile!r}: {error}; both must be "
+            "PEM files, the key unencrypted and matching the certificate"
+        ) from None
+    return context
+
+
+async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEOUT) -> bytes:
     """Read until the end of the request head, at most MAX_HEAD bytes (less if the peer stops or
     ``timeout`` seconds pass)."""
     data = b""
@@ -247,7 +309,9 @@ class _Server:
         path: str,
         compression: bool,
         limits: ConnectionLimits,
+        ssl_context: ssl.SSLContext | None = None,
     ):
+        self._ssl_context = ssl_context
         self._wrapped = ASGIWrapper(_NoWebSockets(app))  # type: ignore[arg-type]
         self._config = config
         self._endpoint = endpoint
@@ -286,51 +350,56 @@ class _Server:
             if cap and left < cap:
                 self._refusing.discard(address)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        """Serve one connection: read its request head once, then keep it (a websocket for the socket
-        path) or hand it to hypercorn."""
+    async def _serve(self, raw: trio.SocketStream) -> None:
+        """Serve one connection: read its request head once (after the TLS handshake, with a
+        certificate), then keep it (a websocket for the socket path) or hand it to hypercorn."""
+        stream: trio.abc.Stream = raw
         try:
+            if self._ssl_context is not None:
+                stream = trio.SSLStream(raw, self._ssl_context, server_side=True, https_compatible=True)
+                if not await _tls_handshake(stream, self._endpoint.handshake_timeout):
+                    return
             data = await _read_head(stream, self._endpoint.handshake_timeout)
             try:
                 request = rfc6455.parse_upgrade_request(data, max_head=MAX_HEAD)
             except WebSocketError as error:
                 if error.status == 431:  # the documented limit holds for every request
                     log.info("refused a request head over %d bytes", MAX_HEAD)
-                    await _send_and_close(stream, rfc6455.reject_response(431, b"Request Header Fields Too Large"))
+                    await _send_and_close(stream, raw, rfc6455.reject_response(431, b"Request Header Fields Too Large"))
                     return
                 request = None  # not HTTP as we read it: hypercorn answers it as it answers bad HTTP
             else:
                 if request is None:
                     # nothing, or a head that stopped short (a dead peer, or a slow-loris holding a slot)
-                    await trio.aclose_forcefully(stream)
                     return
             if request is None or not request.wants_websocket or not is_socket_path(request.path, self._path):
-                replay = _ReplayStream(stream, data, write_timeout=self._limits.write_timeout)
+                replay_class = _SecureReplayStream if stream is not raw else _ReplayStream
+                replay = replay_class(stream, raw, data, write_timeout=self._limits.write_timeout)
                 await _HttpConnection(
                     self._wrapped, self._config, self._context, self._state, replay, body_timeout=self._limits.body_timeout  # type: ignore[arg-type]
                 )
                 return
-            await self._websocket(stream, request)
+            await self._websocket(stream, raw, request)
         except Exception:
             log.exception("connection handler failed")
         finally:
             # however it ended (cancelled while hypercorn's close waited for a lock, too): the
             # descriptor goes back now; closing again is harmless
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(raw)
 
-    async def _websocket(self, stream: trio.SocketStream, request: rfc6455.UpgradeRequest) -> None:
-        websocket = StreamWebSocket(stream, request, max_message_size=self._endpoint.max_payload)
+    async def _websocket(self, stream: trio.abc.Stream, raw: trio.SocketStream, request: rfc6455.UpgradeRequest) -> None:
+        secure = stream is not raw
+        # os.write to the descriptor would bypass TLS: over TLS every write takes the awaited path
+        direct_fd = None if secure else raw.socket.fileno()
+        websocket = StreamWebSocket(stream, request, max_message_size=self._endpoint.max_payload, direct_fd=direct_fd)
         if request.upgrade_error is not None:  # a malformed upgrade (no key, wrong version)
             error = request.upgrade_error
             log.info("refused a websocket upgrade: %s", error.reason)
             await websocket.refuse(400, b"Bad request")  # 400 for every malformed upgrade, as engine.io's ws
             return
-        peer = stream.socket.getpeername()  # an in-memory stream (trisails.testing) has a stand-in socket
         query = request.query
         parsed_query = dict(parse_qsl(query, keep_blank_values=True))
-        handshake = make_handshake(
-            list(request.headers), parsed_query, request.path, query, peer[0] if isinstance(peer, tuple) else str(peer), False
-        )
+        handshake = make_handshake(list(request.headers), parsed_query, request.path, query, _peer_address(raw), secure)
 
         async def accept() -> StreamWebSocket:
             await websocket.accept(compression=self._compression)
@@ -385,13 +454,30 @@ async def _accept_loop(
             nursery.start_soon(handler, stream)
 
 
-async def _send_and_close(stream: trio.SocketStream, data: bytes) -> None:
+async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream], timeout: float) -> bool:
+    """Do the TLS handshake of a new connection within ``timeout`` seconds; whether it succeeded.
+
+    A failure is the client's (plain HTTP on the TLS port, a port scanner, a certificate it does not
+    trust): that connection is closed, and the server says so only at debug level.
+    """
+    with trio.move_on_after(timeout):
+        try:
+            await stream.do_handshake()
+        except trio.BrokenResourceError as error:
+            log.debug("closed a connection whose TLS handshake failed: %s", error.__cause__ or error)
+            return False
+        return True
+    log.debug("closed a connection that did not finish its TLS handshake within %g s", timeout)
+    return False
+
+
+async def _send_and_close(stream: trio.abc.Stream, raw: trio.SocketStream, data: bytes) -> None:
     with trio.move_on_after(1.0):
         try:
             await stream.send_all(data)
         except trio.BrokenResourceError:
             pass
-    await trio.aclose_forcefully(stream)
+    await trio.aclose_forcefully(raw)
 
 
 async def serve(
@@ -407,17 +493,19 @@ async def serve(
     requests_done: Callable[[float], Awaitable[bool]] | None = None,
     listeners: Sequence[trio.abc.Listener[Any]] | None = None,
     limits: ConnectionLimits = ConnectionLimits(),
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns, then drain gracefully:
     ``requests_done(timeout)`` waits until the HTTP requests in flight are answered, and then idle
     keep-alive connections are closed at once instead of holding shutdown for ``graceful_timeout``.
 
-    ``task_status.started`` receives the base URL (``http://127.0.0.1:PORT``); port 0 picks a free port.
+    ``task_status.started`` receives the base URL (``http://127.0.0.1:PORT``, ``https://`` with an
+    ``ssl_context``); port 0 picks a free port.
     Given ``listeners`` (:mod:`trisails.testing`'s in-memory one), serve those instead of opening a port;
     the URL is then ``memory://``.
     """
-    server = _Server(app, config, endpoint, path, compression, limits)
+    server = _Server(app, config, endpoint, path, compression, limits, ssl_context)
     lifespan = Lifespan(server._wrapped, config, server._state)
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -425,7 +513,8 @@ async def serve(
         if listeners is None:
             tcp = await trio.open_tcp_listeners(port, host=host, backlog=config.backlog)
             bound = tcp[0].socket.getsockname()
-            url = f"http://{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"http://[{bound[0]}]:{bound[1]}"
+            scheme = "https" if ssl_context is not None else "http"
+            url = f"{scheme}://{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"{scheme}://[{bound[0]}]:{bound[1]}"
             listeners = tcp
         else:
             url = "memory://"
