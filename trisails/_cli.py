@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +24,7 @@ import trio
 from ._app import App
 from ._config import LOG_LEVELS, check_redis
 from ._errors import AppLoadError, ConfigError
+from .realtime import _serving
 from ._scaffold import KINDS, ScaffoldError, generate, new_app
 from ._startup import format_problem, listen_problem, locate, show_path, source_line
 
@@ -260,20 +260,8 @@ def _refuse(error: AppLoadError, debug: bool, cause: BaseException | None = None
 
 def _port_problem(host: str, port: int) -> tuple[str, str] | None:
     """Whether ``host:port`` can be listened on, tried before the lift opens anything (the database, Redis)."""
-    if port == 0:
-        return None
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as error:
-        return listen_problem(error, host, port)
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
-            try:
-                probe.bind(address)
-            except OSError as error:
-                return listen_problem(error, host, port)
-    return None
+    error = _serving.probe_listen(host, port)
+    return listen_problem(error, host, port) if error is not None else None
 
 
 def _lift_failure(error: BaseException, folder: Path, host: str, port: int) -> AppLoadError:

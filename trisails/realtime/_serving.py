@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ from .websocket import StreamWebSocket
 if TYPE_CHECKING:
     from .endpoint import EngineIOEndpoint
 
-__all__ = ["ConnectionLimits", "hypercorn_config", "is_socket_path", "serve", "server_ssl_context"]
+__all__ = ["ConnectionLimits", "hypercorn_config", "is_lookup_error", "is_socket_path", "probe_listen", "serve", "server_ssl_context"]
 
 log = logging.getLogger("trisails.realtime")
 
@@ -199,6 +200,33 @@ async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEO
                 break
             data += chunk
     return data
+
+
+def probe_listen(host: str, port: int) -> OSError | None:
+    """Whether ``host:port`` can be listened on: None, or the error binding it gave.
+
+    Tried before the app lifts (``python -m trisails``, ``--reload``), so that a port in use is a
+    startup failure of one line before anything is opened (the database, Redis). Port 0 always can.
+    """
+    if port == 0:
+        return None
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return error
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return error
+    return None
+
+
+def is_lookup_error(error: OSError) -> bool:
+    """Whether ``error`` is a failure to resolve a host name (``--host`` names no address of this machine)."""
+    return isinstance(error, socket.gaierror)
 
 
 def is_socket_path(request_path: str, socket_path: str) -> bool:
