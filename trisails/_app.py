@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -380,7 +381,15 @@ class App:
             graceful_timeout=http_settings.graceful_timeout,
             backlog=http_settings.backlog,
             max_message_size=self.settings.sockets.max_payload,
+            keep_alive_timeout=http_settings.keep_alive_timeout,
         )
+        limits = _serving.ConnectionLimits(
+            keep_alive_timeout=http_settings.keep_alive_timeout,
+            body_timeout=http_settings.body_timeout,
+            write_timeout=http_settings.write_timeout,
+            max_connections_per_ip=http_settings.max_connections_per_ip,
+        )
+        ssl_context = self._ssl_context()
         self.http.config["MAX_CONTENT_LENGTH"] = http_settings.max_body_size
         stop_serving = trio.Event()
         try:
@@ -426,6 +435,8 @@ class App:
                         shutdown_trigger=stop_serving.wait,
                         requests_done=self._http_requests.wait_idle,
                         listeners=listeners,
+                        limits=limits,
+                        ssl_context=ssl_context,
                     )
                 )
                 log.info("trisails app lifted on %s", self.url)
@@ -450,6 +461,14 @@ class App:
             self._lower_requested = None
             self.url = None
         log.info("trisails app lowered")
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of ``http.ssl`` (its paths relative to the app folder), or None for plain HTTP."""
+        files = self.settings.http.ssl
+        if not files:
+            return None
+        base = self.root if self.root is not None else Path.cwd()
+        return _serving.server_ssl_context(str(base / files["cert"]), str(base / files["key"]))
 
     async def _join_cluster(self, nursery: trio.Nursery) -> None:
         """Share rooms, broadcasts and sessions with the app's other processes through Redis."""

@@ -1,4 +1,4 @@
-"""``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--prod] [--log-level LEVEL]``: serve an app folder.
+"""``python -m trisails [APP_DIR] [--host HOST] [--port PORT] [--certfile PEM --keyfile PEM] [--prod] [--log-level LEVEL]``: serve an app folder.
 
 Also ``python -m trisails new NAME`` (a new app folder) and ``python -m trisails generate
 model|controller|action|policy NAME`` (a file of an app folder); a folder named like a command is
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +24,7 @@ import trio
 from ._app import App
 from ._config import LOG_LEVELS, check_redis
 from ._errors import AppLoadError, ConfigError
+from .realtime import _serving
 from ._scaffold import KINDS, ScaffoldError, generate, new_app
 from ._startup import format_problem, listen_problem, locate, show_path, source_line
 
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 1337)")
+    parser.add_argument(
+        "--certfile", default=None, metavar="PEM",
+        help="serve https and wss on the port with this certificate chain (needs --keyfile; overrides http.ssl)",
+    )
+    parser.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile")
     parser.add_argument("--prod", action="store_true", help="production mode (same as TRISAILS_ENV=production)")
     parser.add_argument(
         "--redis", default=None, metavar="URL",
@@ -140,6 +145,7 @@ def _run(args: argparse.Namespace, session: Any, port_arg: int | None) -> int:
                 check_redis(args.redis)
             except ConfigError as error:
                 raise AppLoadError(f"--redis: {error}") from None
+        use_certificate(app, args)
     except AppLoadError as error:
         return _refuse(error, debug)
     if args.log_level is None:  # the command line wins over config/log.py
@@ -159,6 +165,22 @@ def _run(args: argparse.Namespace, session: Any, port_arg: int | None) -> int:
             raise  # not a startup failure: the traceback is the most useful thing to show
         return _refuse(_lift_failure(error, folder, host, port), debug, cause=error)
     return 0
+
+
+def use_certificate(app: App, args: argparse.Namespace) -> None:
+    """Put ``--certfile``/``--keyfile`` in ``app.settings.http.ssl``, and check whichever certificate
+    the app will use now, before anything is opened: a wrong path is a startup failure of one line."""
+    if (args.certfile is None) != (args.keyfile is None):
+        raise AppLoadError(
+            "--certfile and --keyfile go together",
+            hint="Give both: --certfile cert.pem --keyfile key.pem (the certificate chain and its private key).",
+        )
+    if args.certfile is not None:
+        app.settings.http.ssl = {"cert": str(Path(args.certfile).resolve()), "key": str(Path(args.keyfile).resolve())}
+    try:
+        app._ssl_context()
+    except ConfigError as error:
+        raise AppLoadError(str(error)) from None
 
 
 def new_command(argv: list[str]) -> int:
@@ -238,20 +260,8 @@ def _refuse(error: AppLoadError, debug: bool, cause: BaseException | None = None
 
 def _port_problem(host: str, port: int) -> tuple[str, str] | None:
     """Whether ``host:port`` can be listened on, tried before the lift opens anything (the database, Redis)."""
-    if port == 0:
-        return None
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as error:
-        return listen_problem(error, host, port)
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
-            try:
-                probe.bind(address)
-            except OSError as error:
-                return listen_problem(error, host, port)
-    return None
+    error = _serving.probe_listen(host, port)
+    return listen_problem(error, host, port) if error is not None else None
 
 
 def _lift_failure(error: BaseException, folder: Path, host: str, port: int) -> AppLoadError:

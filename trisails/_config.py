@@ -329,12 +329,49 @@ class HttpSettings:
     assets_symlinks_outside: bool = False
     """Serve files that symlinks in ``assets/`` point to outside ``assets/``. Off by default: a link
     to ``/etc`` or to the app's own folder would publish it. Links within ``assets/`` always work."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an HTTP connection may stay open with no request in it before it is closed (Node's
+    default too). Clients open a new one when they need it; an idle connection only holds a slot."""
+    body_timeout: float = 60.0
+    """Seconds a request body may take to arrive once its head has; a connection still waiting for it
+    then is closed. Bounds what a client that announces a body and never sends it can hold."""
+    write_timeout: float = 30.0
+    """Seconds one write of an HTTP response may wait for a client that does not read; the connection
+    is then closed. A response is written in pieces of at most 64 KiB, so a slow reader is not cut off,
+    one that stopped reading is."""
+    max_connections_per_ip: int = 2_000
+    """Open TCP connections one client address may hold, whatever they carry (HTTP, polling,
+    websockets); one more is closed as soon as it is accepted. ``0`` is no limit. On by default, so that
+    one address cannot take every file descriptor of the process; 2,000 is more than an office behind
+    one NAT opens (each browser tab holds one or two). Behind a reverse proxy every client has the
+    proxy's address: raise it there, or set ``0``. Keep it below the process's limit of open files
+    (``ulimit -n``)."""
 
+    ssl: dict[str, str] = field(default_factory=dict)
+    """Serve https and wss instead of http and ws, on the same port: ``{"cert": "ssl/cert.pem", "key":
+    "ssl/key.pem"}``, the paths of the PEM files of the certificate chain and of its private key
+    (relative to the app folder), as Sails' ``ssl`` config. Empty (the default) serves plain HTTP.
+    ``--certfile`` and ``--keyfile`` override it."""
 
     def validate(self) -> None:
+        if self.ssl:
+            if not isinstance(self.ssl, dict) or set(self.ssl) != {"cert", "key"} or not all(
+                isinstance(value, str) and value for value in self.ssl.values()
+            ):
+                raise ConfigError(
+                    f"http.ssl takes the paths of both PEM files, {{'cert': 'ssl/cert.pem', 'key': 'ssl/key.pem'}}, "
+                    f"or nothing for plain HTTP; got {self.ssl!r}"
+                )
         for name in ("max_body_size", "max_json_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"http.{name} must be at least 1, got {getattr(self, name)!r}")
+        for name in ("keep_alive_timeout", "body_timeout", "write_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"http.{name} must be a number of seconds above 0, got {getattr(self, name)!r}")
+        if self.max_connections_per_ip < 0:
+            raise ConfigError(
+                f"http.max_connections_per_ip must be 0 (no limit) or more, got {self.max_connections_per_ip!r}"
+            )
 
 
 #: The log levels ``config/log.py`` and ``--log-level`` accept: Sails' names and Python's, mapped to

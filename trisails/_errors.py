@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "AckTimeout",
     "AppLoadError",
+    "CertificateError",
     "ConfigError",
     "ConnectionRefused",
     "DisconnectedError",
@@ -88,6 +89,11 @@ class AppLoadError(ConfigError):
         """The offending line of source, and a caret line under it for a syntax error."""
         self.hint = hint
         """What to do about it, in a sentence."""
+
+
+class CertificateError(ConfigError):
+    """The TLS certificate or key (``http.ssl``, ``--certfile``/``--keyfile``) cannot be used: a file is
+    missing, is not PEM, is encrypted, or the key does not match the certificate. The message names them."""
 
 
 class ProtocolError(TrisailsError):

@@ -2,7 +2,7 @@
 
 A supervisor process holds the port for the whole session; the app runs in a child process (the same
 command without ``--reload``) on a private port of 127.0.0.1, and the supervisor relays each connection
-to it byte for byte. When a file changes (``watchfiles``, on trio through anyio), the child is lowered
+to it byte for byte (:mod:`trisails.realtime._relay`). When a file changes (``watchfiles``, on trio through anyio), the child is lowered
 as on Ctrl-C (its sockets are told to reconnect) and a new one is started, which imports every file
 afresh. Meanwhile the port stays open: a connection that arrives during the restart waits for the new
 child instead of being refused. A child that cannot start (a syntax error just saved) prints its one
@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from ._errors import AppLoadError
+from .realtime import _relay
 
 __all__ = ["reload_command"]
 
@@ -40,7 +41,7 @@ STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 #: Milliseconds of quiet after a change before the restart (an editor saving several files at once).
 DEBOUNCE_MS = 200
-SERVING = re.compile(rb"^trisails: serving .* on (http://\S+) \(Ctrl-C to stop\)")
+SERVING = re.compile(rb"^trisails: serving .* on (https?://\S+) \(Ctrl-C to stop\)")
 
 
 class ReloadUnavailable(AppLoadError):
@@ -144,36 +145,32 @@ class Supervisor:
     # ------------------------------------------------------------------------------------- the relay
     async def relay(self, client: trio.SocketStream) -> None:
         """Hand one connection to the current child, waiting for it if it is (re)starting."""
-        async with client:
+        try:
             with trio.move_on_after(WAIT_FOR_CHILD):
                 while self.child_port is None and not self.failed:
                     await self.changed.wait()
-            port = self.child_port
-            if port is None:
-                await _unavailable(client, self.folder)
-                return
-            try:
-                upstream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await _unavailable(client, self.folder)
-                return
-            async with upstream, trio.open_nursery() as pumps:
-                pumps.start_soon(_pump, client, upstream, pumps.cancel_scope)
-                pumps.start_soon(_pump, upstream, client, pumps.cancel_scope)
+        except BaseException:  # stopped while waiting: the connection is closed with the rest
+            await trio.aclose_forcefully(client)
+            raise
+        unavailable = (
+            f"trisails: the app in {self.folder} is not running (it failed to start: see the terminal); "
+            "save a fix to restart it\n"
+        )
+        await _relay.relay(client, self.child_port, unavailable)
 
     # ------------------------------------------------------------------------------------- the session
-    async def run(self, host: str, port: int) -> None:
-        """Hold ``host:port``, keep a child serving, restart it on changes, stop on SIGINT or SIGTERM."""
+    async def run(self, host: str, port: int, scheme: str = "http") -> None:
+        """Hold ``host:port``, keep a child serving, restart it on changes, stop on SIGINT or SIGTERM.
+        ``scheme`` is only what the URL printed says (``https`` when the child serves TLS)."""
         import watchfiles
 
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()
-        url = f"http://{host}:{bound[1]}" if ":" not in host else f"http://[{host}]:{bound[1]}"
+        listeners, bound = await _relay.open_listeners(host, port)
+        url = f"{scheme}://{host}:{bound}" if ":" not in host else f"{scheme}://[{host}]:{bound}"
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 await self.start_child()
-                nursery.start_soon(trio.serve_listeners, self.relay, listeners)
+                nursery.start_soon(_relay.serve, listeners, self.relay)
                 print(
                     f"trisails: serving {self.folder} on {url} (Ctrl-C to stop), restarting it when a file "
                     "under it changes",
@@ -204,27 +201,6 @@ class Supervisor:
                 for listener in listeners:
                     await listener.aclose()
                 nursery.cancel_scope.cancel()
-
-
-async def _pump(source: trio.abc.Stream, sink: trio.abc.Stream, scope: trio.CancelScope) -> None:
-    """Copy ``source`` to ``sink`` until either side ends; then end the other direction too."""
-    try:
-        while data := await source.receive_some(65536):
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        scope.cancel()
-
-
-async def _unavailable(client: trio.SocketStream, folder: Path) -> None:
-    """A 503 for a connection that came while no child serves (it failed to start)."""
-    body = f"trisails: the app in {folder} is not running (it failed to start: see the terminal); save a fix to restart it\n"
-    head = f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {len(body.encode())}\r\nconnection: close\r\n\r\n"
-    try:
-        await client.send_all(head.encode() + body.encode())
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
 
 
 def _echo(line: bytes) -> None:
@@ -276,7 +252,10 @@ def reload_command(args: argparse.Namespace, argv: list[str]) -> int:
         child_args.append("--prod")
     if args.redis:
         child_args += ["--redis", args.redis]
+    if args.certfile or args.keyfile:  # TLS ends in the child: the relay passes the bytes as they are
+        child_args += ["--certfile", str(Path(args.certfile or "").resolve()), "--keyfile", str(Path(args.keyfile or "").resolve())]
     if args.log_level:
         child_args += ["--log-level", args.log_level]
-    trio.run(Supervisor(folder, child_args).run, host, port)
+    scheme = "https" if args.certfile or http.ssl else "http"
+    trio.run(Supervisor(folder, child_args).run, host, port, scheme)
     return 0

@@ -19,11 +19,11 @@ import ast
 import errno
 import linecache
 import os
-import socket
 import traceback
 from pathlib import Path
 
 from ._errors import AppLoadError
+from .realtime import _serving
 
 __all__ = ["describe_failure", "dict_key_line", "format_problem", "key_line", "listen_problem", "locate", "setting_line", "show_path", "source_line"]
 
@@ -174,7 +174,7 @@ def listen_problem(error: OSError, host: str, port: int) -> tuple[str, str] | No
             f"cannot listen on {where}: permission denied (ports below 1024 need privileges)",
             "Choose a port above 1023 (--port 1337), and put a proxy in front for port 80 or 443.",
         )
-    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(error, socket.gaierror):
+    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or _serving.is_lookup_error(error):
         return (
             f"cannot listen on {where}: {error.strerror or error}",
             "Give an address of this machine with --host (127.0.0.1 for this machine only, 0.0.0.0 for every interface).",

@@ -93,7 +93,7 @@ async def serving(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -
     server = Server(process, "", b"")
     try:
         await server.read_until(b"(Ctrl-C to stop)")
-        match = re.search(rb"on (http://\S+) \(Ctrl-C", server.output)
+        match = re.search(rb"on (https?://\S+) \(Ctrl-C", server.output)
         assert match, server.output
         server.url = match.group(1).decode()
         yield server

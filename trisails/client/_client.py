@@ -44,6 +44,7 @@ import itertools
 import logging
 import math
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class _Options:
     backoff: Backoff | None
     wait: bool
     connect_timeout: float
+    ssl_context: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)
@@ -521,7 +523,7 @@ class Client:
         options = self._options
         target = options.target
         with trio.fail_after(options.connect_timeout):
-            connection.stream = await target.open_stream()
+            connection.stream = await target.open_stream(self._options.ssl_context)
             connection.ws = await trio_websocket.wrap_client_stream(
                 nursery,
                 connection.stream,
@@ -632,6 +634,7 @@ async def connect(
     reconnection: bool | Backoff = True,
     wait: bool = True,
     connect_timeout: float = 20.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Client]:
     """Connect to a Sails or trisails server for the duration of an ``async with`` block.
 
@@ -658,6 +661,9 @@ async def connect(
             ``False`` enters at once and connects in the background (retrying a failed first attempt
             too, if reconnection is on); requests made meanwhile wait in the outbox.
         connect_timeout: seconds one attempt may take: TCP, websocket upgrade and both handshakes.
+        ssl_context: for an ``https``/``wss`` URL, the TLS context to check the server with (one that
+            trusts your own authority: ``ssl.create_default_context(cafile="ca.pem")``); by default the
+            system's trusted authorities.
 
     Raises:
         ConnectError: with ``wait``, the server could not be reached.
@@ -672,6 +678,7 @@ async def connect(
         backoff=Backoff() if reconnection is True else reconnection or None,
         wait=wait,
         connect_timeout=connect_timeout,
+        ssl_context=ssl_context,
     )
     client = Client(options, headers)
     try:

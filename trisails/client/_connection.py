@@ -103,9 +103,11 @@ class Target:
             resource=f"/{path.strip('/')}/?{params}",
         )
 
-    async def open_stream(self) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    async def open_stream(self, ssl_context: ssl.SSLContext | None = None) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+        """A TCP stream to the server, in TLS for ``https``/``wss`` (with ``ssl_context``, or the
+        system's trusted authorities when it is None)."""
         if self.secure:
-            context = ssl.create_default_context()
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
             return await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=context, https_compatible=True)
         return await trio.open_tcp_stream(self.host, self.port)
 

@@ -26,15 +26,21 @@ CLOSE_TIMEOUT = 1.0
 
 
 class StreamWebSocket:
-    """A server-side websocket over ``stream``, for the upgrade ``request`` read from it."""
+    """A server-side websocket over ``stream``, for the upgrade ``request`` read from it.
+
+    ``direct_fd`` is the descriptor of the plain TCP socket under ``stream``, for :meth:`write_now`;
+    None when ``stream`` is not that socket's own (TLS), so that every write takes the awaited path.
+    """
 
     __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "direct", "closed")
 
-    def __init__(self, stream: trio.SocketStream, request: rfc6455.UpgradeRequest, *, max_message_size: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, request: rfc6455.UpgradeRequest, *, max_message_size: int, direct_fd: int | None
+    ) -> None:
         self._stream = stream
-        self._fd: int | None = stream.socket.fileno()
-        if self._fd < 0:  # a stand-in socket (trisails.testing's in-memory streams): no direct writes
-            self._fd = None
+        self._fd = direct_fd if direct_fd is not None and direct_fd >= 0 else None
+        """The descriptor :meth:`write_now` writes to: None over TLS (a raw write would bypass the
+        encryption) and for trisails.testing's in-memory streams (their stand-in socket has none)."""
         self._request: rfc6455.UpgradeRequest | None = request
         self._ws: rfc6455.ServerConnection | None = None
         self._max_message_size = max_message_size
@@ -77,8 +83,8 @@ class StreamWebSocket:
         """Write as much of ``data`` as the kernel takes without waiting, and return how much that was.
 
         The fast path for broadcasts and acks: no task switch, one system call. It writes nothing while
-        another write is under way (order), and leaves a broken connection to the next awaited write,
-        which notices and closes it.
+        another write is under way (order), nor over TLS (it returns 0: the caller's writer sends it),
+        and leaves a broken connection to the next awaited write, which notices and closes it.
         """
         if self.closed or self._fd is None or self._send_lock.locked():
             return 0
@@ -127,7 +133,7 @@ class StreamWebSocket:
                 await self._abort()
                 return None
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | bytearray) -> None:
         assert self._ws is not None
         self._ws.receive_data(data)
 
