@@ -24,12 +24,13 @@ def _modules(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.py"))
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports, absolute (relative imports resolved against the package)."""
+def _imports(path: Path, *, typing_too: bool = True) -> set[str]:
+    """Every module ``path`` imports, absolute (relative imports resolved against the package); with
+    ``typing_too=False``, only those imported at run time (not under ``if TYPE_CHECKING:``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in (ast.walk(tree) if typing_too else _runtime_nodes(tree)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -41,6 +42,20 @@ def _imports(path: Path) -> set[str]:
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node that runs: imports under ``if TYPE_CHECKING:`` are only for the type checker."""
+    nodes: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        nodes.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return nodes
 
 
 def _top(name: str) -> str:
@@ -81,3 +96,17 @@ def test_the_guard_sees_what_it_guards() -> None:
     assert "trisails.protocol.engineio" in _imports(PACKAGE / "protocol" / "engine_session.py")
     assert "hypercorn" in {_top(name) for name in _imports(PACKAGE / "realtime" / "_serving.py")}
     assert "trio" in {_top(name) for name in _imports(PACKAGE / "realtime" / "connection.py")}
+
+
+def test_on_the_server_side_only_the_realtime_layer_touches_the_network() -> None:
+    """Sockets, listeners and TLS belong to ``realtime/`` (the Python client in ``client/`` aside, and
+    ``testing.py``, whose in-memory connections carry a stand-in socket)."""
+    network_calls = ("open_tcp_stream", "open_tcp_listeners", "serve_listeners", "serve_tcp", "open_ssl_over_tcp")
+    for path in _modules(PACKAGE):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in ("realtime", "client") or relative.name == "testing.py":
+            continue
+        imports = {_top(name) for name in _imports(path, typing_too=False)}
+        assert not imports & {"socket", "ssl", "selectors"}, f"{relative} touches sockets: {sorted(imports)}"
+        source = path.read_text(encoding="utf-8")
+        assert not [call for call in network_calls if call in source], f"{relative} opens connections itself"

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import trio
 from quart_trio import QuartTrio
@@ -56,6 +55,9 @@ from .web.router import Action, Router
 from .web.views import Views, views_of
 
 __all__ = ["App"]
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("trisails")
 
