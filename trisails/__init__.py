@@ -39,6 +39,7 @@ from .realtime.connection import Handshake as Handshake
 from .realtime.presence import Presence as Presence
 from .realtime.server import Ack as Ack
 from .realtime.server import BroadcastOperator as BroadcastOperator
+from .realtime.server import BroadcastReply as BroadcastReply
 from .realtime.server import Namespace as Namespace
 from .realtime.server import RealtimeServer as RealtimeServer
 from .realtime.server import Socket as Socket
@@ -58,6 +59,7 @@ __all__ = [
     "AppLoadError",
     "BlueprintSettings",
     "BroadcastOperator",
+    "BroadcastReply",
     "ConfigError",
     "ConnectionRefused",
     "DatastoreSettings",

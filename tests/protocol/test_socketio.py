@@ -3,7 +3,11 @@ socket.io-client 4) and a Sails server, then every way the decoder refuses a pac
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 import math
+import uuid
 from typing import Any
 
 import pytest
@@ -196,6 +200,41 @@ def test_numbers_decode_the_same_whichever_json_parser_ran() -> None:
     assert decode('2["n",18446744073709551616]').data == ["n", 18446744073709551616.0]
     assert decode('2["n",18446744073709551616,"\\ud800"]').data == ["n", 18446744073709551616.0, "\ud800"]
     assert decode('2["n",-9223372036854775808,"\\ud800"]').data[1] == -(2**63)
+
+
+def test_dates_are_written_as_javascripts_date_to_json_writes_them() -> None:
+    # What `new Date(Date.UTC(2026, 11, 7, 19, 58, 0, 123)).toJSON()` gives: UTC, milliseconds, a Z
+    moment = datetime.datetime(2026, 12, 7, 19, 58, 0, 123999, tzinfo=datetime.timezone.utc)
+    paris = moment.astimezone(datetime.timezone(datetime.timedelta(hours=1)))
+    naive = moment.replace(tzinfo=None)  # taken as UTC, whatever the host's time zone
+    assert encode_str(Packet(EVENT, data=["at", moment, paris, naive])) == (
+        '2["at","2026-12-07T19:58:00.123Z","2026-12-07T19:58:00.123Z","2026-12-07T19:58:00.123Z"]'
+    )
+    # a date is its midnight UTC, the Date JavaScript's `new Date("2026-12-07")` makes
+    assert encode_str(Packet(EVENT, data=["on", datetime.date(2026, 12, 7)])) == '2["on","2026-12-07T00:00:00.000Z"]'
+    assert encode_str(Packet(EVENT, data=["y1", datetime.datetime(1, 1, 1)])) == '2["y1","0001-01-01T00:00:00.000Z"]'
+
+
+def test_decimals_and_uuids_are_their_exact_strings_in_either_json_writer() -> None:
+    token = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    expected = '"12.50","12345678-1234-5678-1234-567812345678","2026-12-07T00:00:00.000Z"'
+    values = [decimal.Decimal("12.50"), token, datetime.date(2026, 12, 7)]
+    assert encode_str(Packet(EVENT, data=["x", *values])) == f'2["x",{expected}]'
+    # a lone surrogate sends the payload through the standard library: the same values come out
+    assert encode_str(Packet(EVENT, data=["x", *values, "\ud800"])) == f'2["x",{expected},"\\ud800"]'
+
+
+def test_a_dataclass_is_an_object_of_its_fields_in_either_json_writer() -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        at: datetime.date
+
+    point = Point(1, datetime.date(2026, 1, 2))
+    assert encode_str(Packet(EVENT, data=["p", point])) == '2["p",{"x":1,"at":"2026-01-02T00:00:00.000Z"}]'
+    assert encode_str(Packet(EVENT, data=["p", point, 2**70])) == (
+        '2["p",{"x":1,"at":"2026-01-02T00:00:00.000Z"},1180591620717411303424]'
+    )
 
 
 def test_nan_encodes_as_null_like_json_stringify() -> None:

@@ -464,10 +464,13 @@ class Envelope:
     is queued to: that is what makes a broadcast "encode once, send many".
     """
 
-    __slots__ = ("_frames", "_wire", "packets")
+    __slots__ = ("_frames", "_wire", "packets", "volatile")
 
-    def __init__(self, packets: Sequence[Packet]) -> None:
+    def __init__(self, packets: Sequence[Packet], *, volatile: bool = False) -> None:
         self.packets = tuple(packets)
+        self.volatile = volatile
+        """A hint for whoever sends it: drop it for a peer that cannot take it at once rather than queue
+        it (Socket.IO's volatile emits). The encoding does not depend on it."""
         self._frames: dict[int, list[str | bytes]] = {}
         self._wire: dict[int, bytes] = {}
 

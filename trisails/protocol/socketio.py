@@ -36,8 +36,12 @@ raises :class:`ValueError`.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 import enum
 import json
+import uuid
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -46,7 +50,7 @@ import orjson
 
 from trisails._errors import SocketIOError
 
-__all__ = ["Decoder", "Packet", "PacketType", "encode", "encode_str"]
+__all__ = ["Decoder", "Packet", "PacketType", "dumps_json", "encode", "encode_str", "json_value"]
 
 _TYPE_DIGITS = "0123456"
 # socket.io-client counts ack ids up from 0 in a JavaScript number, so no real client sends an id above
@@ -107,12 +111,61 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+_ORJSON_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME  # dates go through json_value, as JavaScript writes them
+
+
+def _js_date(value: datetime.datetime) -> str:
+    """``value`` as JavaScript's ``Date.prototype.toJSON`` writes it: UTC, milliseconds, a ``Z``.
+
+    The microseconds past the millisecond are dropped (not rounded), as a ``Date`` holds milliseconds
+    only. A naive datetime is taken to be UTC already: reading it as the server's local time would make
+    the wire depend on the host's time zone setting.
+    """
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(datetime.timezone.utc)
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+
+
+def json_value(value: Any) -> Any:
+    """The JSON stand-in of a value JSON has no type for, or ``TypeError``.
+
+    * ``datetime``: its ISO 8601 string as ``Date.toJSON`` writes it (``2026-12-07T19:58:00.123Z``);
+      a naive one is taken as UTC. A ``date`` is its midnight UTC, the ``Date`` that JavaScript's
+      ``new Date("2026-12-07")`` makes. A ``time`` is its ISO form (``19:58:00.123000``).
+    * ``Decimal``: its exact string (``"12.50"``): a JSON number would become a JavaScript double and
+      lose digits silently; ``Decimal(text)`` reads it back.
+    * ``UUID``: its canonical string.
+    * a dataclass instance: an object of its fields (what orjson does with it).
+
+    Binary values are not handled here: :func:`_to_json` turns them into attachments.
+    """
+    if isinstance(value, datetime.datetime):
+        return _js_date(value)
+    if isinstance(value, datetime.date):
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T00:00:00.000Z"
+    if isinstance(value, datetime.time):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps_json(data: Any) -> bytes:
+    """``data`` as compact JSON with the types of :func:`json_value`, the way socket payloads write it
+    (HTTP bodies use it too, so both transports write a date the same way). Raises ``TypeError`` for
+    anything else, binary included."""
+    return orjson.dumps(data, default=json_value, option=_ORJSON_OPTIONS)
+
+
 def _to_json(data: Any) -> tuple[str, list[bytes]]:
     """Serialize ``data`` as compact JSON like ``JSON.stringify``, taking the binary parts out of it.
 
     Each ``bytes``, ``bytearray`` or ``memoryview`` is replaced by a placeholder and collected, in
     document order, into the returned list. The serializer finds them for us: it calls ``default`` for
-    every value it cannot write itself, in the order it writes them.
+    every value it cannot write itself, in the order it writes them. Dates, decimals, UUIDs and
+    dataclasses are written as :func:`json_value` says.
 
     orjson does almost everything. It refuses integers beyond 64 bits and strings with lone surrogates,
     and JavaScript would accept both. For those we fall back to the standard library. JavaScript writes
@@ -124,10 +177,10 @@ def _to_json(data: Any) -> tuple[str, list[bytes]]:
         if isinstance(value, (bytes, bytearray, memoryview)):
             attachments.append(bytes(value))
             return {"_placeholder": True, "num": len(attachments) - 1}
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        return json_value(value)
 
     try:
-        return orjson.dumps(data, default=placeholder).decode("utf-8"), attachments
+        return orjson.dumps(data, default=placeholder, option=_ORJSON_OPTIONS).decode("utf-8"), attachments
     except TypeError:
         attachments.clear()  # the fallback starts over from the beginning
         text = json.dumps(data, default=placeholder, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

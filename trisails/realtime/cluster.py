@@ -272,9 +272,10 @@ class RedisAdapter(MemoryAdapter):
         """Deliver here, and publish once for the other processes; returns the deliveries made here."""
         rooms, exclude = list(rooms), list(exclude)
         count = super().broadcast(envelope, rooms, exclude)
-        self.bus.publish(
-            "broadcast", {"ns": self.namespace, "rooms": rooms, "exclude": exclude, "parts": _parts(envelope)}
-        )
+        body: dict[str, Any] = {"ns": self.namespace, "rooms": rooms, "exclude": exclude, "parts": _parts(envelope)}
+        if envelope.volatile:
+            body["volatile"] = True
+        self.bus.publish("broadcast", body)
         return count
 
     def forward(self, operation: str, args: dict[str, Any]) -> None:
@@ -289,7 +290,9 @@ class RedisAdapter(MemoryAdapter):
 
     # ----------------------------------------------------------------------------------------- receiving
     def on_broadcast(self, message: dict[str, Any]) -> None:
-        MemoryAdapter.broadcast(self, _envelope(message["parts"]), message["rooms"], message["exclude"])
+        envelope = _envelope(message["parts"])
+        envelope.volatile = bool(message.get("volatile"))
+        MemoryAdapter.broadcast(self, envelope, message["rooms"], message["exclude"])
 
     def on_operation(self, message: dict[str, Any]) -> None:
         if self.apply is not None:

@@ -228,6 +228,23 @@ class Connection:
         return self.session.dropped
 
     @property
+    def writable(self) -> bool:
+        """Whether a message sent now goes out at once, not behind others: the session is open, nothing
+        waits for its writer, and on long-polling a GET is waiting to carry it (as Socket.IO judges a
+        transport writable for a volatile emit)."""
+        session = self.session
+        if session.state is not SessionState.OPEN or session.queued or self._leftover:
+            return False
+        if session.transport is Transport.WEBSOCKET:
+            return self._websocket is not None and self._writer is WriterState.IDLE
+        return self._poll_ready is not None
+
+    def send_volatile(self, envelope: Envelope) -> bool:
+        """Send ``envelope`` if the client can take it now (:attr:`writable`); otherwise drop it
+        (counted nowhere: losing it is what the sender asked for). True if it was sent."""
+        return self.writable and self.send(envelope)
+
+    @property
     def buffered(self) -> int:
         """Messages waiting for this client's transport."""
         return self.session.queued + (1 if self._leftover else 0)

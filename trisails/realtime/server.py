@@ -32,11 +32,13 @@ any layer above Socket.IO may use; nothing here knows of it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import deque
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -53,7 +55,7 @@ from .rooms import Adapter, MemoryAdapter
 if TYPE_CHECKING:
     from .._config import SocketSettings
 
-__all__ = ["Ack", "BroadcastOperator", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
+__all__ = ["Ack", "BroadcastOperator", "BroadcastReply", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
 
 log = logging.getLogger("trisails.realtime")
 
@@ -76,9 +78,9 @@ def _room_set(rooms: RoomSpec) -> frozenset[str]:
     return frozenset((rooms,) if isinstance(rooms, str) else rooms)
 
 
-def _envelope(packet: sio.Packet) -> Envelope:
+def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     """Encode a Socket.IO packet once, as the Engine.IO messages that carry it."""
-    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)])
+    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)], volatile=volatile)
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -88,6 +90,15 @@ def _ack_args(result: Any) -> list[Any]:
     if isinstance(result, tuple):
         return list(result)
     return [result]
+
+
+def _takes_ack(handler: Handler) -> bool:
+    """Whether ``handler`` has a keyword-only ``ack`` parameter: it answers the client itself."""
+    try:
+        parameter = inspect.signature(handler).parameters.get("ack")
+    except (TypeError, ValueError):  # a callable without a signature: an ordinary handler
+        return False
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 
 class Ack:
@@ -120,7 +131,12 @@ class Ack:
 
 @dataclass(frozen=True)
 class SocketHandshake:
-    """How a socket connected, as Socket.IO's ``socket.handshake`` reports it."""
+    """How a socket connected, as Socket.IO's ``socket.handshake`` reports it.
+
+    It is plain data: ``socket.emit("you", socket.handshake)`` sends it as a JSON object of its fields,
+    and :meth:`to_dict` (or ``dict(handshake)``) gives a copy to store or log. ``time`` is the
+    connection's Unix time in seconds, ``issued`` the same in milliseconds.
+    """
 
     headers: dict[str, str]
     query: dict[str, str]
@@ -131,6 +147,23 @@ class SocketHandshake:
     time: float
     issued: int
     xdomain: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a new dict (``headers``, ``query`` and ``auth`` copied, so it can be changed)."""
+        return {
+            name: dict(value) if isinstance(value, dict) else value
+            for name, value in ((field.name, getattr(self, field.name)) for field in fields(self))
+        }
+
+    def keys(self) -> list[str]:
+        """The field names, so that ``dict(handshake)`` works as it does for a mapping."""
+        return [field.name for field in fields(self)]
+
+    def __getitem__(self, name: str) -> Any:
+        """``handshake["query"]``, as JavaScript code reads ``socket.handshake.query``."""
+        if name not in self.keys():
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 class Socket:
@@ -149,12 +182,12 @@ class Socket:
         "room_changes",
         "_connection",
         "_events",
+        "_ack_takers",
         "_hook_events",
         "_hook",
         "_any",
         "_on_disconnect",
         "_acks",
-        "_next_ack",
         "_inbox",
         "_dispatching",
         "_waiting",
@@ -169,6 +202,7 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
+        self._ack_takers: set[str] | None = None  # events whose handler answers through its ``ack`` keyword
         # the one handler of :meth:`on_events` and its event names (a pair, not a dict entry per name:
         # every socket of a Sails app has one, so an idle socket holds as little as possible)
         self._hook_events: frozenset[str] = frozenset()
@@ -178,8 +212,7 @@ class Socket:
         """How many times :meth:`join` or :meth:`leave` was called on this socket: compare it before and
         after some work to know whether that work changed the socket's rooms."""
         self._on_disconnect: list[Handler] = []
-        self._acks: dict[int, Waiter] = {}
-        self._next_ack = 0
+        self._acks: dict[int, Waiter | _BroadcastAck] = {}  # ack ids come from the namespace's counter
         # Events waiting for their handler, and whether the dispatcher task is running: it is started
         # when an event has to wait and ends DISPATCHER_LINGER s after the last, so an idle socket holds
         # no task.
@@ -197,15 +230,28 @@ class Socket:
         ``handler(*args)`` may be async. A socket's events are handled one at a time, in the order they
         arrived, as in Socket.IO; work that should not hold up the next event belongs in
         :meth:`start_soon`. If the client asked for an ack, the return value is sent back:
-        ``None`` acks with no arguments, a tuple with several, anything else with one. The special event
-        ``"disconnect"`` registers ``handler(reason)``, called once when the socket goes away.
+        ``None`` acks with no arguments, a tuple with several, anything else with one.
+
+        A handler with a keyword-only parameter ``ack`` (``def h(*args, ack: Ack | None)``) answers
+        itself instead: it gets the :class:`Ack` to call (None when the client asked for none), its
+        return value is ignored, and it may answer later (from a task it started with
+        :meth:`start_soon`), answer a single ``null`` with ``ack(None)``, or never answer.
+
+        The special event ``"disconnect"`` registers ``handler(reason)``, called once when the socket
+        goes away.
         """
 
         def register(fn: H) -> H:
             if event == "disconnect":
                 self._on_disconnect.append(fn)
-            else:
-                self._events[event] = fn
+                return fn
+            self._events[event] = fn
+            if _takes_ack(fn):
+                if self._ack_takers is None:
+                    self._ack_takers = set()
+                self._ack_takers.add(event)
+            elif self._ack_takers is not None:
+                self._ack_takers.discard(event)
             return fn
 
         return register(handler) if handler is not None else register
@@ -247,6 +293,12 @@ class Socket:
         """Emit a ``message`` event, as Socket.IO's ``socket.send`` does."""
         self.emit("message", *args)
 
+    @property
+    def volatile(self) -> VolatileEmitter:
+        """``socket.volatile.emit(...)``: an emit that is dropped, not queued, when the client cannot
+        take it at once (a position update that the next one makes stale anyway)."""
+        return VolatileEmitter(self)
+
     async def call(self, event: str, *args: Any, timeout: float | None = ...) -> list[Any]:  # type: ignore[assignment]
         """Emit ``event`` and wait for the client's acknowledgement; return the ack's arguments.
 
@@ -257,8 +309,7 @@ class Socket:
             timeout = self.namespace.server.settings.ack_timeout
         if not self.connected:
             raise DisconnectedError(f"socket {self.id} is not connected")
-        ack_id = self._next_ack
-        self._next_ack += 1
+        ack_id = self.namespace._new_ack_id()
         waiter = self._acks[ack_id] = Waiter()
         self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args], id=ack_id))
         try:
@@ -393,15 +444,19 @@ class Socket:
             getattr(handler, "__call__", None)
         ):
             return False
+        answers_itself = self._ack_takers is not None and event in self._ack_takers
         try:
-            result = handler(*args)
+            if answers_itself:
+                result = handler(*args, ack=Ack(self, ack_id) if ack_id is not None else None)
+            else:
+                result = handler(*args)
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
         if inspect.isawaitable(result):  # a plain function that returned a coroutine: await it in turn
-            self._queue((_AWAIT, [result], ack_id))
+            self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True
-        if ack_id is not None and self.connected:
+        if ack_id is not None and not answers_itself and self.connected:
             self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
         return True
 
@@ -459,6 +514,9 @@ class Socket:
                 if not self._any:
                     log.debug("socket %s: no handler for event %r", self.id, event)
                 return
+            if self._ack_takers is not None and event in self._ack_takers:
+                await call(functools.partial(event_handler, ack=Ack(self, ack_id) if ack_id is not None else None), *args)
+                return  # the handler answers (or not) through its ack
             result = await call(event_handler, *args)
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
@@ -467,23 +525,166 @@ class Socket:
             self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
 
 
-class BroadcastOperator:
-    """A broadcast target: some rooms (or everyone), minus some rooms. Immutable; each call narrows."""
+@dataclass(frozen=True)
+class BroadcastReply:
+    """What a broadcast with acks gathered: each answering socket's ack arguments, by socket id, and the
+    ids of the sockets that did not answer (in time, or before they disconnected)."""
 
-    def __init__(self, namespace: Namespace, rooms: frozenset[str] = frozenset(), exclude: frozenset[str] = frozenset()):
+    responses: dict[str, list[Any]]
+    missing: frozenset[str]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every targeted socket answered."""
+        return not self.missing
+
+
+class _Gathering:
+    """The answers of one broadcast with acks, as they come; :attr:`done` once nobody is left to answer."""
+
+    __slots__ = ("done", "pending", "responses", "lost")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.pending: set[str] = set()
+        self.responses: dict[str, list[Any]] = {}
+        self.lost: set[str] = set()
+
+    def settle(self, sid: str, args: list[Any] | None) -> None:
+        if sid not in self.pending:
+            return
+        self.pending.discard(sid)
+        if args is None:
+            self.lost.add(sid)
+        else:
+            self.responses[sid] = args
+        if not self.pending:
+            self.done.set()
+
+
+class _BroadcastAck:
+    """One socket's place in a :class:`_Gathering`: what that socket's ``_acks`` entry holds (the same
+    two methods as a :class:`Waiter`)."""
+
+    __slots__ = ("_gathering", "_sid")
+
+    def __init__(self, gathering: _Gathering, sid: str) -> None:
+        self._gathering = gathering
+        self._sid = sid
+
+    def resolve(self, args: list[Any]) -> None:
+        self._gathering.settle(self._sid, args)
+
+    def fail(self, error: BaseException) -> None:
+        self._gathering.settle(self._sid, None)
+
+
+class VolatileEmitter:
+    """What ``socket.volatile`` gives: :meth:`emit` to one socket, dropped if it cannot go out now."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self._socket = socket
+
+    @on_loop
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send ``event`` if the client can take it at once (connected, nothing waiting ahead of it for
+        its transport, and on long-polling a GET waiting); otherwise drop it. True if it was sent."""
+        socket = self._socket
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        if not socket.connected or not socket._connection.session.writable:
+            return False  # dropped before it is even encoded
+        packet = sio.Packet(sio.PacketType.EVENT, socket.namespace.name, [event, *args])
+        return socket._connection.session.send_volatile(_envelope(packet, volatile=True))
+
+
+class BroadcastOperator:
+    """A broadcast target: some rooms (or everyone), minus some rooms, and how to send (volatile, with
+    acks within a timeout). Immutable; each call narrows."""
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        rooms: frozenset[str] = frozenset(),
+        exclude: frozenset[str] = frozenset(),
+        *,
+        volatile: bool = False,
+        timeout: float | None = None,
+    ):
         self._namespace = namespace
         self._rooms = rooms
         self._exclude = exclude
+        self._volatile = volatile
+        self._timeout = timeout
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        fields: dict[str, Any] = {"rooms": self._rooms, "exclude": self._exclude, "volatile": self._volatile, "timeout": self._timeout}
+        fields.update(changes)
+        return BroadcastOperator(self._namespace, **fields)
 
     def to(self, rooms: RoomSpec) -> BroadcastOperator:
         """Also target ``rooms``."""
-        return BroadcastOperator(self._namespace, self._rooms | _room_set(rooms), self._exclude)
+        return self._with(rooms=self._rooms | _room_set(rooms))
 
     in_ = to
 
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
         """Leave out every socket in ``rooms`` (a socket id is a room, so this can omit one socket)."""
-        return BroadcastOperator(self._namespace, self._rooms, self._exclude | _room_set(rooms))
+        return self._with(exclude=self._exclude | _room_set(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """The same target, but each socket that cannot take the message at once (something already
+        waits for its transport, or no long-poll GET is waiting) is skipped rather than queued to."""
+        return self._with(volatile=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """The same target, whose :meth:`call` waits ``seconds`` for the acks (Socket.IO's
+        ``io.timeout(ms)``, in seconds)."""
+        if seconds < 0:
+            raise ValueError(f"a timeout cannot be negative, not {seconds}")
+        return self._with(timeout=seconds)
+
+    async def call(self, event: str, *args: Any, timeout: float | None = None) -> BroadcastReply:
+        """Send ``event`` to every targeted socket with an ack id, encoded once, and gather their acks:
+        return when every one has answered, or when ``timeout`` seconds have passed (default: this
+        operator's :meth:`timeout`, else the ``sockets.ack_timeout`` setting).
+
+        The :class:`BroadcastReply` holds each answer by socket id and the sockets that did not answer
+        (in time, or before disconnecting, or that a volatile emit skipped). Nothing of the broadcast is
+        kept once it returns, or once the waiting task is cancelled: a late ack is ignored. It reaches
+        this process's sockets only, with or without Redis.
+        """
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        namespace = self._namespace
+        if timeout is None:
+            timeout = self._timeout if self._timeout is not None else namespace.server.settings.ack_timeout
+        ack_id = namespace._new_ack_id()
+        envelope = _envelope(sio.Packet(sio.PacketType.EVENT, namespace.name, [event, *args], id=ack_id))
+        gathering = _Gathering()
+        targets = [namespace.sockets[sid] for sid in self.socket_ids() if sid in namespace.sockets]
+        for socket in targets:
+            session = socket._connection.session
+            if socket.connected and (session.send_volatile(envelope) if self._volatile else session.send(envelope)):
+                socket._acks[ack_id] = _BroadcastAck(gathering, socket.id)
+                gathering.pending.add(socket.id)
+            else:
+                gathering.lost.add(socket.id)
+        try:
+            if gathering.pending:
+                with trio.move_on_after(timeout if timeout is not None else math.inf):
+                    await gathering.done.wait()
+        finally:
+            for sid in gathering.pending:  # free what the sockets hold for the broadcast
+                member = namespace.sockets.get(sid)
+                if member is not None:
+                    member._acks.pop(ack_id, None)
+        return BroadcastReply(dict(gathering.responses), frozenset(gathering.pending | gathering.lost))
+
+    emit_with_ack = call
 
     @on_loop
     def emit(self, event: str, *args: Any) -> int:
@@ -493,13 +694,42 @@ class BroadcastOperator:
         """
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
-        envelope = _envelope(sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args]))
-        return self._namespace.adapter.broadcast(envelope, self._rooms, self._exclude)
+        packet = sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args])
+        return self._namespace.adapter.broadcast(_envelope(packet, volatile=self._volatile), self._rooms, self._exclude)
 
     def socket_ids(self) -> set[str]:
         """Ids of the sockets this broadcast would reach."""
         adapter = self._namespace.adapter
         return adapter.sockets(self._rooms) - (adapter.sockets(self._exclude) if self._exclude else set())
+
+    async def fetch_sockets(self) -> list[Socket]:
+        """The targeted sockets of this process, each with its ``id``, ``handshake``, ``rooms``, ``data``
+        and ``emit``/``join``/``leave``/``disconnect`` (Socket.IO's ``fetchSockets``, without the
+        other processes' sockets yet). Awaitable, so that a cluster-wide version keeps the same call."""
+        namespace = self._namespace
+        return [namespace.sockets[sid] for sid in sorted(self.socket_ids()) if sid in namespace.sockets]
+
+    @on_loop
+    def sockets_join(self, rooms: RoomSpec) -> None:
+        """Every targeted socket of this process joins ``rooms``; one that would pass
+        ``max_rooms_per_socket`` is skipped (logged), so it cannot stop the others."""
+        for socket in self._local_sockets():
+            try:
+                socket.join(rooms)
+            except RoomLimitReached as error:
+                log.warning("sockets_join(%r): skipped a socket: %s", rooms, error)
+
+    @on_loop
+    def sockets_leave(self, rooms: RoomSpec) -> None:
+        """Every targeted socket of this process leaves ``rooms``."""
+        wanted = _room_set(rooms)
+        for socket in self._local_sockets():
+            for room in wanted:
+                socket.leave(room)
+
+    def _local_sockets(self) -> list[Socket]:
+        namespace = self._namespace
+        return [namespace.sockets[sid] for sid in self.socket_ids() if sid in namespace.sockets]
 
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect every targeted socket."""
@@ -519,6 +749,14 @@ class Namespace:
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
+        self._next_ack = 0
+
+    def _new_ack_id(self) -> int:
+        """A fresh ack id for this namespace: shared by its sockets, so one broadcast with acks can use
+        the same id (one encoding) for all of them, as Socket.IO does."""
+        ack_id = self._next_ack
+        self._next_ack += 1
+        return ack_id
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
@@ -548,6 +786,15 @@ class Namespace:
         """Send ``event`` to every socket of the namespace."""
         return BroadcastOperator(self).emit(event, *args)
 
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Every socket of the namespace, skipping those that cannot take a message at once."""
+        return BroadcastOperator(self, volatile=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Every socket of the namespace, for a :meth:`BroadcastOperator.call` waiting ``seconds``."""
+        return BroadcastOperator(self).timeout(seconds)
+
     def to(self, rooms: RoomSpec) -> BroadcastOperator:
         return BroadcastOperator(self, _room_set(rooms))
 
@@ -559,7 +806,11 @@ class Namespace:
     def _deliver(self, sid: str, envelope: Envelope) -> None:
         socket = self.sockets.get(sid)
         if socket is not None:
-            socket._connection.session.send(envelope)
+            session = socket._connection.session
+            if envelope.volatile:
+                session.send_volatile(envelope)
+            else:
+                session.send(envelope)
 
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
@@ -611,6 +862,15 @@ class RealtimeServer:
 
     def emit(self, event: str, *args: Any) -> int:
         return self.main.emit(event, *args)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """``io.volatile.emit(...)``: the main namespace, skipping sockets that cannot take it at once."""
+        return self.main.volatile
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """``await io.timeout(5).call(event, ...)``: ack every socket of the main namespace within ``seconds``."""
+        return self.main.timeout(seconds)
 
     def to(self, rooms: RoomSpec) -> BroadcastOperator:
         return self.main.to(rooms)

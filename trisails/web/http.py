@@ -28,7 +28,7 @@ from quart import request, send_file
 from werkzeug.security import safe_join
 
 from ..protocol.virtual import nested_deeper_than, parse_query
-from ..protocol.socketio import _to_json
+from ..protocol.socketio import _to_json, dumps_json
 from .dispatch import dispatch, unsendable
 from .request import _UNSET, Request, Response
 from .security import cors_headers, preflight_headers
@@ -215,7 +215,7 @@ def _json_payload(body: Any) -> bytes:
     """``body`` as JSON with the very encoder socket answers use, so a body that one transport refuses
     (a set, a coroutine, an object) the other refuses too, and with the same 500."""
     try:
-        return orjson.dumps(body)  # the common case, in one step
+        return dumps_json(body)  # the common case, in one step (dates, decimals, UUIDs as sockets write them)
     except TypeError:
         pass
     text, attachments = _to_json(body)  # the socket encoder's fallback (integers past 64 bits), or its refusal
