@@ -84,7 +84,7 @@ def _idle(frames: list[str]) -> bool:
 
 
 def _short(frame: str) -> str:
-    # "send (trisails/realtime/engine.py:253)" stays; long site-packages paths are trimmed
+    # "send (trisails/realtime/connection.py:312)" stays; long site-packages paths are trimmed
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     for marker in ("site-packages/", "lib/python3.11/"):

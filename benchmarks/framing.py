@@ -7,7 +7,7 @@ It times, per frame, the two things a websocket server does most:
 * **receive**: one masked client text frame fed as one read (``receive_data``) and its events drained,
   for a 60-byte payload (a typical Socket.IO event) and a 4 KiB one;
 * **build**: one unmasked 60-byte server text frame (what every broadcast member costs), with our
-  ``encode_frame``, ``ServerConnection.send_message``, today's ``realtime.engine.websocket_frame``
+  ``encode_frame``, ``ServerConnection.send_message``
   and wsproto's ``send(TextMessage(...))``.
 
 Each case runs a fixed number of iterations, five times, and keeps the best run (the least disturbed by
@@ -105,8 +105,6 @@ def main() -> None:
     large = ("x" * 63 + "\n") * 64
     assert len(small.encode()) == 60 and len(large.encode()) == 4096
 
-    from trisails.realtime.engine import websocket_frame
-
     connection = ServerConnection()
     ws = wsproto_server()
     cases: list[tuple[str, str, Callable[[int], None], int]] = [
@@ -116,7 +114,6 @@ def main() -> None:
         ("receive 4 KiB text", "wsproto", receive_wsproto(client_frame(large.encode()), large), 20_000),
         ("build 60 B frame", "trisails encode_frame", build(encode_frame, small), 500_000),
         ("build 60 B frame", "trisails send_message", build(connection.send_message, small), 500_000),
-        ("build 60 B frame", "engine.websocket_frame", build(websocket_frame, small), 500_000),
         ("build 60 B frame", "wsproto", build(lambda s: ws.send(TextMessage(data=s)), small), 100_000),
     ]
     print(f"Python {sys.version.split()[0]}, best of 5 runs per case{' (quick)' if quick else ''}\n")

@@ -41,13 +41,14 @@ import base64
 import binascii
 import enum
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
 from trisails._errors import EngineIOError
+
+from .websocket import encode_frame as _websocket_frame
 
 __all__ = [
     "BINARY_CONTENT_TYPE",
@@ -491,19 +492,5 @@ class Envelope:
         for everyone)."""
         wire = self._wire.get(revision)
         if wire is None:
-            wire = self._wire[revision] = b"".join([websocket_frame(f) for f in self.frames(revision)])
+            wire = self._wire[revision] = b"".join([_websocket_frame(f) for f in self.frames(revision)])
         return wire
-
-
-def websocket_frame(message: str | bytes) -> bytes:
-    """One unmasked, unfragmented websocket data frame (RFC 6455 §5.2), as a server sends it."""
-    if isinstance(message, str):
-        opcode, payload = 0x81, message.encode()
-    else:
-        opcode, payload = 0x82, bytes(message)
-    length = len(payload)
-    if length < 126:
-        return bytes((opcode, length)) + payload
-    if length < 65536:
-        return struct.pack("!BBH", opcode, 126, length) + payload
-    return struct.pack("!BBQ", opcode, 127, length) + payload
