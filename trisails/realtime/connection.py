@@ -266,12 +266,9 @@ class Connection:
     # -------------------------------------------------------------------------------------- lifetime
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Live until the session is over, owning its nursery (a long-polling session runs here)."""
-        async with self._lifetime():
+        async with _Lifetime(self):
             task_status.started()
             await self._ended.wait()
-
-    def _lifetime(self) -> _Lifetime:
-        return _Lifetime(self)
 
     def close(self, reason: str, *, flush: bool = True, final: tuple[eio.Packet, ...] = (), code: int = 1000) -> None:
         """End the session: queue ``final``, flush what is queued (unless ``flush`` is False), close.
@@ -287,6 +284,12 @@ class Connection:
         log.warning("closing session %s (%s): %s", self.sid, self.handshake.address, reason)
         self.session.protocol_error(reason)
         self._react()
+
+    def log_if_broken(self) -> None:
+        """Say in the log why the session was just closed, when its client broke the protocol (1002)."""
+        session = self.session
+        if session.close_code == 1002 and session.state is SessionState.CLOSED:
+            log.warning("closing session %s (%s): %s", self.sid, self.handshake.address, session.close_reason)
 
     def _react(self) -> None:
         """After anything that may have changed the session: do or wake whatever is due now."""
@@ -389,7 +392,7 @@ class Connection:
     async def serve_websocket(self, websocket: StreamWebSocket) -> None:
         """Be this session's transport from the start: read frames until the session ends, then close."""
         self._attach(websocket)
-        async with self._lifetime():
+        async with _Lifetime(self):
             await self._read(websocket)
         await websocket.close(self.session.close_code)
 
@@ -451,8 +454,7 @@ class Connection:
                         except ProtocolError as error:
                             session.protocol_error(error.reason)
                     if session.state is not SessionState.OPEN:
-                        if session.close_code == 1002:
-                            log.warning("closing session %s (%s): %s", self.sid, self.handshake.address, session.close_reason)
+                        self.log_if_broken()
                         self._react()
                         if session.state is SessionState.CLOSED:
                             break
@@ -494,8 +496,7 @@ class Connection:
                     receiver.on_message(message)
                 except ProtocolError as error:
                     session.protocol_error(error.reason)
-        if session.close_code == 1002 and session.state is SessionState.CLOSED:
-            log.warning("closing session %s (%s): %s", self.sid, self.handshake.address, session.close_reason)
+        self.log_if_broken()
         self._react()
 
 

@@ -147,8 +147,7 @@ class EngineIOEndpoint:
     async def _answer_poll(self, send: Send, connection: Connection) -> None:
         answer = await connection.poll()
         if isinstance(answer, eio.HandshakeError):
-            if connection.session.close_code == 1002:
-                log.warning("closing session %s (%s): %s", connection.sid, connection.handshake.address, connection.session.close_reason)
+            connection.log_if_broken()
             await _respond_error(send, answer)
             return
         body, content_type = eio.encode_payload(answer, connection.revision, b64=connection.session.b64)
