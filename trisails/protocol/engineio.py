@@ -472,8 +472,11 @@ class Envelope:
         self.volatile = volatile
         """A hint for whoever sends it: drop it for a peer that cannot take it at once rather than queue
         it (Socket.IO's volatile emits). The encoding does not depend on it."""
-        self._frames: dict[int, list[str | bytes]] = {}
-        self._wire: dict[int, bytes] = {}
+        # Encodings, made when first asked for: text packets are framed the same in both revisions,
+        # so an envelope of text packets (nearly all of them) keeps one list and one ``bytes``; one
+        # that carries binary keeps a dict by revision.
+        self._frames: list[str | bytes] | dict[int, list[str | bytes]] | None = None
+        self._wire: bytes | dict[int, bytes] | None = None
 
     @classmethod
     def of(cls, *packets: Packet) -> Envelope:
@@ -481,16 +484,36 @@ class Envelope:
 
     def frames(self, revision: int) -> list[str | bytes]:
         """One websocket message per packet, as :func:`encode_frame` makes them."""
-        frames = self._frames.get(revision)
+        frames = self._frames
+        if type(frames) is list:
+            return frames
         if frames is None:
-            frames = self._frames[revision] = [encode_frame(p, revision) for p in self.packets]
-        return frames
+            _check_revision(revision)
+            if all(type(packet.data) is str for packet in self.packets):
+                frames = self._frames = [_TYPE_DIGITS[packet.type] + packet.data for packet in self.packets]
+                return frames
+            frames = self._frames = {}
+        assert isinstance(frames, dict)
+        by_revision = frames.get(revision)
+        if by_revision is None:
+            by_revision = frames[revision] = [encode_frame(p, revision) for p in self.packets]
+        return by_revision
 
     def wire(self, revision: int) -> bytes:
         """The envelope as uncompressed websocket frames, ready for a socket: built once per revision and
         shared by every member of a broadcast (server frames are not masked, so they are the same bytes
         for everyone)."""
-        wire = self._wire.get(revision)
+        wire = self._wire
+        if type(wire) is bytes:
+            return wire
+        frames = self.frames(revision)
+        if type(self._frames) is list:  # the same for both revisions
+            wire = self._wire = b"".join([_websocket_frame(f) for f in frames])
+            return wire
         if wire is None:
-            wire = self._wire[revision] = b"".join([_websocket_frame(f) for f in self.frames(revision)])
-        return wire
+            wire = self._wire = {}
+        assert isinstance(wire, dict)
+        by_revision = wire.get(revision)
+        if by_revision is None:
+            by_revision = wire[revision] = b"".join([_websocket_frame(f) for f in frames])
+        return by_revision

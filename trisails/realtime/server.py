@@ -83,6 +83,10 @@ def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)], volatile=volatile)
 
 
+#: Return values that are surely not awaitable (checked first: ``inspect.isawaitable`` is slow).
+_PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
+
+
 def _ack_args(result: Any) -> list[Any]:
     """A handler's return value as ack arguments: None → none, a tuple → several, anything else → one."""
     if result is None:
@@ -182,6 +186,7 @@ class Socket:
         "room_changes",
         "_connection",
         "_events",
+        "_async_events",
         "_ack_takers",
         "_hook_events",
         "_hook",
@@ -202,6 +207,7 @@ class Socket:
         self.connected = False
         self._connection = connection
         self._events: dict[str, Handler] = {}
+        self._async_events: set[str] | None = None  # events whose handler is async (never run inline)
         self._ack_takers: set[str] | None = None  # events whose handler answers through its ``ack`` keyword
         # the one handler of :meth:`on_events` and its event names (a pair, not a dict entry per name:
         # every socket of a Sails app has one, so an idle socket holds as little as possible)
@@ -246,6 +252,12 @@ class Socket:
                 self._on_disconnect.append(fn)
                 return fn
             self._events[event] = fn
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+                if self._async_events is None:
+                    self._async_events = set()
+                self._async_events.add(event)
+            elif self._async_events is not None:
+                self._async_events.discard(event)
             if _takes_ack(fn):
                 if self._ack_takers is None:
                     self._ack_takers = set()
@@ -440,9 +452,7 @@ class Socket:
         if event in self._hook_events or event in RESERVED_EVENTS:
             return False
         handler = self._events.get(event)
-        if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)
-        ):
+        if handler is None or (self._async_events is not None and event in self._async_events):
             return False
         answers_itself = self._ack_takers is not None and event in self._ack_takers
         try:
@@ -453,7 +463,8 @@ class Socket:
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
-        if inspect.isawaitable(result):  # a plain function that returned a coroutine: await it in turn
+        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+            # a plain function that returned a coroutine: await it in turn
             self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True
         if ack_id is not None and not answers_itself and self.connected:
