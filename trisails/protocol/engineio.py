@@ -490,7 +490,7 @@ class Envelope:
         if frames is None:
             _check_revision(revision)
             if all(type(packet.data) is str for packet in self.packets):
-                frames = self._frames = [_TYPE_DIGITS[packet.type] + packet.data for packet in self.packets]
+                frames = self._frames = [_encode_text_packet(packet) for packet in self.packets]
                 return frames
             frames = self._frames = {}
         assert isinstance(frames, dict)

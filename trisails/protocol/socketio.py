@@ -305,6 +305,8 @@ class Decoder:
             each attachment could be as large as the transport allows, times the count.
     """
 
+    __slots__ = ("_max_attachments", "_max_payload", "_pending", "_expected", "_attachments", "_size")
+
     def __init__(self, *, max_attachments: int = 10, max_payload: int | None = None) -> None:
         self._max_attachments = max_attachments
         self._max_payload = max_payload

@@ -27,6 +27,7 @@ Tasks, and who owns them:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import heapq
 import itertools
@@ -393,7 +394,7 @@ class Connection:
         """Be this session's transport from the start: read frames until the session ends, then close."""
         self._attach(websocket)
         async with _Lifetime(self):
-            await self._read(websocket)
+            await self._read(websocket, own_scope=False)
         await websocket.close(self.session.close_code)
 
     async def upgrade(self, websocket: StreamWebSocket) -> None:
@@ -433,15 +434,23 @@ class Connection:
         self._websocket = websocket
         self._direct = websocket.direct
 
-    async def _read(self, websocket: StreamWebSocket) -> None:
-        """Read frames and hand each message upward, until the peer or the session ends; then close."""
+    async def _read(self, websocket: StreamWebSocket, *, own_scope: bool = True) -> None:
+        """Read frames and hand each message upward, until the peer or the session ends; then close.
+
+        The end of the session cancels the read. Read in the session's nursery (``own_scope=False``),
+        that is the nursery's own cancel scope, which ends the session's tasks at the same moment: an
+        idle connection then holds one cancel scope rather than two. An upgraded websocket is read in
+        its own task, outside the nursery, and gets a scope of its own.
+        """
         session = self.session
         receiver = self.receiver
+        nursery = self.nursery
+        scope = trio.CancelScope() if own_scope or nursery is None else None
         try:
-            with trio.CancelScope() as scope:
-                self._reader_scope = scope
+            with scope if scope is not None else contextlib.nullcontext():
+                self._reader_scope = scope if scope is not None else nursery.cancel_scope  # type: ignore[union-attr]
                 if session.state is SessionState.CLOSED:
-                    scope.cancel()
+                    self._reader_scope.cancel()
                 while True:
                     frame = await websocket.receive()
                     if frame is None:

@@ -37,6 +37,7 @@ import inspect
 from collections import deque
 import logging
 import math
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,6 +99,12 @@ def _ack_args(result: Any) -> list[Any]:
 
 def _takes_ack(handler: Handler) -> bool:
     """Whether ``handler`` has a keyword-only ``ack`` parameter: it answers the client itself."""
+    code = getattr(handler, "__code__", None)
+    if type(handler) is types.FunctionType and code is not None:
+        # Read the code object rather than inspect.signature: the signature is slow, and it makes
+        # the function materialise its annotations dict, which a per-connection closure then keeps.
+        first_keyword = code.co_argcount
+        return "ack" in code.co_varnames[first_keyword : first_keyword + code.co_kwonlyargcount]
     try:
         parameter = inspect.signature(handler).parameters.get("ack")
     except (TypeError, ValueError):  # a callable without a signature: an ordinary handler

@@ -134,7 +134,7 @@ class StreamWebSocket:
                 await self._abort()
                 return None
 
-    async def _receive_chunk(self) -> bytes:
+    async def _receive_chunk(self) -> bytes | bytearray:
         """The next bytes from the peer; empty once it has closed or broken the connection.
 
         On a plain TCP socket this reads the descriptor itself rather than through trio's socket
