@@ -11,6 +11,12 @@ carries what the others must do:
   published for the others to do on theirs;
 * a question (how many sockets are in a room, cluster-wide) is published, and every process answers on
   the asker's own channel; the asker knows how many answers to wait for from Redis (``PUBSUB NUMSUB``).
+  A question may have several answers per process (:meth:`RedisBus.request`): a broadcast with acks is
+  answered first with the sockets each process reached, then with each socket's ack as it comes;
+* Socket.IO's server API across processes (broadcasts with acks, ``fetch_sockets``, ``sockets_join``
+  and the like, ``server_side_emit``) travels as the kinds in :data:`SERVED`: the adapter only carries
+  them, and the namespace (its :attr:`RedisAdapter.serve`) says what they mean. A process without the
+  namespace answers ``{"none": true}`` at once, so nobody waits for it.
 
 Nothing about membership is stored in Redis, so a process that dies takes its sockets' memberships with
 it: there are no phantom members to clean up.
