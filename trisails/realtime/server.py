@@ -1005,6 +1005,7 @@ class Namespace:
 
         return register(handler) if handler is not None else register
 
+    @on_loop
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` (JSON values and bytes) to the other processes of the app
         (not this one), whose :meth:`on_server_side` handler runs; never waits. Without Redis, or
@@ -1093,8 +1094,14 @@ class Namespace:
 
     @staticmethod
     def _describe(socket: Socket) -> dict[str, Any]:
-        """A socket as another process's :class:`RemoteSocket` is made from."""
-        return {"id": socket.id, "handshake": socket.handshake.to_dict(), "rooms": sorted(socket.rooms), "data": _pack([socket.data])}
+        """A socket as another process's :class:`RemoteSocket` is made from (its ``data`` as None when
+        JSON cannot hold it: one odd socket must not leave out the others)."""
+        try:
+            data = _pack([socket.data])
+        except (TypeError, ValueError) as error:
+            log.warning("fetch_sockets: the data of socket %s cannot be sent to another process: %s", socket.id, error)
+            data = _pack([None])
+        return {"id": socket.id, "handshake": socket.handshake.to_dict(), "rooms": sorted(socket.rooms), "data": data}
 
     def _sockets_do(self, op: str, rooms: frozenset[str], exclude: frozenset[str], argument: Any) -> None:
         """``join``, ``leave`` (rooms in ``argument``) or ``disconnect`` (``argument``: close) the
