@@ -123,3 +123,45 @@ async def test_an_ack_that_never_comes_ends_the_broadcast_at_its_timeout_and_fre
             await ws_alice.aclose()
             await ws_bob.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_answers_from_another_process_count_in_any_order_and_once() -> None:
+    from trisails.realtime.server import _Gathering, _pack
+
+    gathering = _Gathering()
+    gathering.expect(1)
+    # an ack that overtook its process's report, then the report, then the same ack again
+    gathering.on_answer({"sid": "s1", "args": _pack(["yes"])})
+    assert not gathering.done.is_set()
+    gathering.on_answer({"reached": ["s1", "s2"], "lost": ["s3"]})
+    gathering.on_answer({"sid": "s1", "args": _pack(["changed my mind"])})
+    assert gathering.responses == {"s1": ["yes"]} and gathering.pending == {"s2"} and gathering.lost == {"s3"}
+    gathering.on_answer({"sid": "s2", "gone": True})
+    assert gathering.done.is_set() and gathering.lost == {"s2", "s3"}
+    # an answer nobody can read is dropped, not fatal
+    other = _Gathering()
+    other.expect(1)
+    other.on_answer({"reached": ["s9"]})
+    other.on_answer({"sid": "s9", "args": [{"b": "not base64!"}, "x"]})
+    assert other.pending == {"s9"} and not other.done.is_set()
+
+
+async def test_a_message_another_process_got_wrong_is_logged_and_changes_nothing(autojump_clock: Any, caplog: Any) -> None:
+    net: list[LoopbackBus] = []
+    async with trio.open_nursery() as nursery:
+        one, two = linked_app(net, nursery), linked_app(net, nursery)
+        async with serve_in_memory(one) as server_one:
+            ws, sid = await connect_v4(server_one)
+            bus_two = net[1]
+            bus_two.publish("broadcast_ack", {"ns": "/", "rooms": [], "exclude": [], "data": "not packed", "ask": "x"})
+            bus_two.publish("sockets", {"ns": "/", "op": "join"})  # no rooms, no target
+            bus_two.publish("fetch_sockets", {"ns": "/nowhere", "rooms": [], "exclude": [], "ask": "y"})
+            await trio.sleep(1)
+            assert "handling a 'broadcast_ack' message failed" in caplog.text
+            assert "handling a 'sockets' message failed" in caplog.text
+            assert one.io.sockets[sid].rooms == {sid} and not one.io.sockets[sid]._acks
+            # and the link goes on working
+            reply = await two.io.fetch_sockets()
+            assert [s.id for s in reply] == [sid]
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
