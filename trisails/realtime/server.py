@@ -96,7 +96,11 @@ def _room_set(rooms: RoomSpec) -> frozenset[str]:
 
 def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     """Encode a Socket.IO packet once, as the Engine.IO messages that carry it."""
-    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)], volatile=volatile)
+    parts = sio.encode(packet)
+    header = parts[0]
+    if len(parts) == 1 and type(header) is str:  # no binary: one text message
+        return Envelope.message(header, volatile=volatile)
+    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in parts], volatile=volatile)
 
 
 #: Return values that are surely not awaitable (checked first: ``inspect.isawaitable`` is slow).
