@@ -181,6 +181,7 @@ class Connection:
         "_leftover",
         "_poll_ready",
         "_ended",
+        "_over",
         "_reader_scope",
         "_probe_scope",
         "_timer_at",
@@ -198,7 +199,8 @@ class Connection:
         self._writer = WriterState.IDLE
         self._leftover = b""  # what the kernel did not take of a direct write
         self._poll_ready: trio.Event | None = None  # set to wake the pending long-poll GET
-        self._ended = trio.Event()
+        self._ended: trio.Event | None = None  # made by run(), where a polling session waits for its end
+        self._over = False
         self._reader_scope: trio.CancelScope | None = None
         self._probe_scope: trio.CancelScope | None = None  # the probing websocket's read, during an upgrade
         self._timer_at: float | None = None
@@ -267,9 +269,12 @@ class Connection:
     # -------------------------------------------------------------------------------------- lifetime
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Live until the session is over, owning its nursery (a long-polling session runs here)."""
+        ended = self._ended = trio.Event()
+        if self._over:
+            ended.set()
         async with _Lifetime(self):
             task_status.started()
-            await self._ended.wait()
+            await ended.wait()
 
     def close(self, reason: str, *, flush: bool = True, final: tuple[eio.Packet, ...] = (), code: int = 1000) -> None:
         """End the session: queue ``final``, flush what is queued (unless ``flush`` is False), close.
@@ -324,10 +329,12 @@ class Connection:
             self._reader_scope.cancel()
         if self._probe_scope is not None:
             self._probe_scope.cancel()
-        if not self._ended.is_set():
+        if not self._over:
+            self._over = True
             if self.session.close_reason == "slow consumer":
                 log.warning("closing session %s: slow consumer (its outbound_buffer is full)", self.sid)
-            self._ended.set()
+            if self._ended is not None:
+                self._ended.set()
 
     # -------------------------------------------------------------------------------------- sending
     def send(self, envelope: Envelope) -> bool:
