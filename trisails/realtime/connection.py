@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -44,9 +44,7 @@ from .._errors import ProtocolError
 from ..protocol import engineio as eio
 from ..protocol.engine_session import EngineSession, SessionState, Transport, UpgradeState
 from ..protocol.engineio import Envelope
-
-if TYPE_CHECKING:
-    from .websocket import StreamWebSocket
+from .websocket import Pending, StreamWebSocket
 
 __all__ = ["Connection", "ConnectionRegistry", "Deadlines", "Handshake", "MessageReceiver", "WriterState", "new_id"]
 
@@ -459,7 +457,19 @@ class Connection:
                 if session.state is SessionState.CLOSED:
                     self._reader_scope.cancel()
                 while True:
-                    frame = await websocket.receive()
+                    received = websocket.receive_nowait()
+                    frame: str | bytes | None
+                    if not isinstance(received, Pending):
+                        frame = received
+                    elif received is Pending.WAIT:
+                        try:
+                            await websocket.readable()
+                        except trio.ClosedResourceError:  # closed under us (the server is stopping)
+                            frame = None
+                        else:
+                            continue
+                    else:
+                        frame = await websocket.receive()
                     if frame is None:
                         session.close("transport close", flush=False)
                         break
