@@ -258,6 +258,11 @@ class Connection:
                 deadline = other
         return deadline
 
+    def timers_changed(self) -> None:
+        """The receiver has a new deadline (see :meth:`MessageReceiver.next_deadline`): make sure the
+        timer wakes this session for it."""
+        self._deadlines.schedule(self)
+
     def handle_timer(self, now: float) -> None:
         self.session.handle_timer(now)
         if self.receiver is not None and self.session.state is SessionState.OPEN:

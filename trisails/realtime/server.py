@@ -242,7 +242,8 @@ class Socket:
         "_acks",
         "_inbox",
         "_dispatching",
-        "_waiting",
+        "_parked",
+        "_linger_until",
     )
 
     def __init__(self, namespace: Namespace, connection: _Connection, sid: str, handshake: SocketHandshake) -> None:
@@ -271,7 +272,8 @@ class Socket:
         # no task.
         self._inbox: deque[tuple[str, list[Any], int | None]] | None = None  # made when an event first waits
         self._dispatching = False
-        self._waiting: trio.Event | None = None  # set while the dispatcher lingers for more events
+        self._parked: trio.lowlevel.Task | None = None  # the dispatcher, while it lingers for more events
+        self._linger_until = 0.0  # when the lingering dispatcher gives up
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
@@ -522,8 +524,9 @@ class Socket:
         if self._inbox is None:
             self._inbox = deque()
         self._inbox.append(entry)
-        if self._waiting is not None:
-            self._waiting.set()  # the dispatcher lingers: wake it rather than start another
+        if self._parked is not None:  # the dispatcher lingers: wake it rather than start another
+            task, self._parked = self._parked, None
+            trio.lowlevel.reschedule(task)
         elif not self._dispatching:
             self._dispatching = True
             self.start_soon(self._dispatch)
@@ -531,7 +534,12 @@ class Socket:
     async def _dispatch(self) -> None:
         """Handle this socket's waiting events one at a time, in the order they arrived (as Socket.IO
         does). With none left it lingers a few seconds for the next (a busy socket keeps one task rather
-        than starting one per event), then ends, so an idle socket holds no task."""
+        than starting one per event), then ends, so an idle socket holds no task.
+
+        Lingering is on the hot path of every virtual request, so it is made of the cheapest parts: the
+        task parks itself (:meth:`_queue` reschedules it) and the connection's timer, which every
+        session has anyway, wakes it once the linger is over, instead of a cancel scope and an event
+        made for each wait."""
         try:
             while self.connected:
                 while self._inbox and self.connected:
@@ -540,16 +548,32 @@ class Socket:
                         await self._finish(args[0], event, ack_id)
                     else:
                         await self._run_handler(event, args, ack_id)
-                self._waiting = trio.Event()
-                with trio.move_on_after(DISPATCHER_LINGER):
-                    await self._waiting.wait()
-                self._waiting = None
+                self._linger_until = trio.current_time() + DISPATCHER_LINGER
+                self._connection.linger(self)
+                self._parked = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._unpark)
                 if not self._inbox:
                     self._inbox = None  # an idle socket keeps no inbox
                     return
         finally:
-            self._waiting = None
+            self._parked = None
             self._dispatching = False
+
+    def _unpark(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._parked = None  # cancelled while lingering (the session is ending)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _linger_over(self, now: float) -> bool:
+        """Called by the connection's timer: end the linger if it is over; whether this socket is done
+        lingering (woken, or not lingering any more)."""
+        task = self._parked
+        if task is None:
+            return True
+        if now < self._linger_until:
+            return False
+        self._parked = None
+        trio.lowlevel.reschedule(task)  # it finds no event waiting, and ends
+        return True
 
     async def _finish(self, awaitable: Awaitable[Any], event: str, ack_id: int | None) -> None:
         try:
@@ -1325,6 +1349,8 @@ class _Connection:
             max_payload=settings.max_payload,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
+        self._lingering: set[Socket] | None = None  # sockets whose dispatcher waits for more events
+        self._linger_at: float | None = None  # when the timer next looks at them
         self._private_id: str | None = None  # revision 3 with sockets.private_sid: the ids' base, not the sid
 
     # MessageReceiver ---------------------------------------------------------------------------------
@@ -1334,12 +1360,32 @@ class _Connection:
             self._begin_connect(request)
 
     def next_deadline(self) -> float | None:
-        return self.state.next_deadline()
+        deadline = self.state.next_deadline()
+        linger = self._linger_at
+        if linger is not None and (deadline is None or linger < deadline):
+            return linger
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         if self.state.handle_timer(now):
             log.info("closing session %s: no namespace connected in time", self.session.sid)
             self.session.close("connect timeout", flush=False)
+        lingering = self._lingering
+        if lingering and self._linger_at is not None and now >= self._linger_at:
+            for socket in [socket for socket in lingering if socket._linger_over(now)]:
+                lingering.discard(socket)
+            # a socket that was busy meanwhile lingers longer: look again when the first linger ends
+            self._linger_at = min([socket._linger_until for socket in lingering], default=None)
+
+    def linger(self, socket: Socket) -> None:
+        """``socket``'s dispatcher waits for more events until ``socket._linger_until``: have the
+        timer wake it then (lazily: a later linger of a socket already watched costs nothing here)."""
+        if self._lingering is None:
+            self._lingering = set()
+        self._lingering.add(socket)
+        if self._linger_at is None:
+            self._linger_at = socket._linger_until
+            self.session.timers_changed()
 
     def on_message(self, data: str | bytes) -> None:
         result = self.state.receive(data)
