@@ -50,6 +50,7 @@ from ..protocol import socketio as sio
 from ..protocol.socketio_connection import ConnectRequest, SocketIOConnection
 from ..protocol.engineio import Envelope
 from .connection import Connection, new_id
+from .recovery import RECOVERABLE_REASONS, MemoryRecovery, RecoveryStore, Restored, SavedSession
 from .rooms import Adapter, MemoryAdapter
 
 if TYPE_CHECKING:
@@ -179,6 +180,8 @@ class Socket:
         "handshake",
         "data",
         "connected",
+        "recovered",
+        "pid",
         "room_changes",
         "_connection",
         "_events",
@@ -200,6 +203,10 @@ class Socket:
         self.data: dict[str, Any] = {}
         """Free for the application: anything it wants to remember about this socket."""
         self.connected = False
+        self.recovered = False
+        """Whether this socket came back from a lost connection with its id, rooms and ``data`` (and got
+        the broadcasts it missed): see the ``sockets.recovery`` setting."""
+        self.pid: str | None = None  # the private session id of recovery (None: no recovery)
         self._connection = connection
         self._events: dict[str, Handler] = {}
         self._ack_takers: set[str] | None = None  # events whose handler answers through its ``ack`` keyword
@@ -394,6 +401,9 @@ class Socket:
         self.connected = False
         self._inbox = None
         self._connection.forget(self)
+        store = self.namespace.recovery
+        if store is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            store.persist(SavedSession(self.id, self.pid, sorted(self.rooms), self.data))
         self.namespace._remove(self)
         for waiter in self._acks.values():
             waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
@@ -695,7 +705,7 @@ class BroadcastOperator:
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         packet = sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args])
-        return self._namespace.adapter.broadcast(_envelope(packet, volatile=self._volatile), self._rooms, self._exclude)
+        return self._namespace._broadcast(packet, self._rooms, self._exclude, self._volatile)
 
     def socket_ids(self) -> set[str]:
         """Ids of the sockets this broadcast would reach."""
@@ -747,6 +757,8 @@ class Namespace:
         self.name = name
         self.sockets: dict[str, Socket] = {}
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
+        self.recovery: RecoveryStore | None = server._recovery_factory(name)
+        """Where lost sockets' state and recent broadcasts are kept (None: ``sockets.recovery`` is off)."""
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
         self._next_ack = 0
@@ -803,6 +815,17 @@ class Namespace:
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
         return BroadcastOperator(self, frozenset(), _room_set(rooms))
 
+    def _broadcast(self, packet: sio.Packet, rooms: frozenset[str], exclude: frozenset[str], volatile: bool) -> int:
+        """Hand ``packet`` to the adapter, encoded once; with recovery on, a broadcast that is not
+        volatile gets an offset as its last argument and is kept for sockets that miss it."""
+        store = self.recovery
+        if store is None or volatile or packet.id is not None:
+            return self.adapter.broadcast(_envelope(packet, volatile=volatile), rooms, exclude)
+        offset = store.new_offset()
+        envelope = _envelope(sio.Packet(packet.type, packet.namespace, [*packet.data, offset]))
+        store.record(offset, envelope, rooms, exclude)
+        return self.adapter.broadcast(envelope, rooms, exclude)
+
     def _deliver(self, sid: str, envelope: Envelope) -> None:
         socket = self.sockets.get(sid)
         if socket is not None:
@@ -832,6 +855,7 @@ class RealtimeServer:
     ) -> None:
         self.settings = settings
         self._adapter_factory = adapter_factory
+        self._recovery_factory: Callable[[str], RecoveryStore | None] = self._memory_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._nursery: trio.Nursery | None = None
         self.of("/")
@@ -896,6 +920,23 @@ class RealtimeServer:
         for namespace in self._namespaces.values():
             namespace.adapter = factory(namespace._deliver, namespace.name)
 
+    def _memory_recovery(self, name: str) -> RecoveryStore | None:
+        settings = self.settings
+        if not settings.recovery:
+            return None
+        return MemoryRecovery(settings.recovery_max_disconnection / 1000, settings.recovery_max_packets)
+
+    def use_recovery(self, factory: Callable[[str], RecoveryStore]) -> None:
+        """Keep recovery state in stores made by ``factory(namespace_name)`` (Redis) for every namespace,
+        when ``sockets.recovery`` is on; only before any socket connects."""
+        if not self.settings.recovery:
+            return
+        if any(ns.sockets for ns in self._namespaces.values()):
+            raise RuntimeError("change the recovery store before sockets connect")
+        self._recovery_factory = factory
+        for namespace in self._namespaces.values():
+            namespace.recovery = factory(namespace.name)
+
     def bind(self, nursery: trio.Nursery) -> None:
         """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
         self._nursery = nursery
@@ -925,6 +966,7 @@ class _Connection:
             connect_timeout=settings.connect_timeout / 1000,
             max_attachments=settings.max_attachments,
             max_payload=settings.max_payload,
+            recovery=settings.recovery,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
         self._private_id: str | None = None  # revision 3 with sockets.private_sid: the ids' base, not the sid
@@ -976,10 +1018,23 @@ class _Connection:
         if namespace is None:
             self._send(self.state.no_such_namespace(name))
             return
-        socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+        store = namespace.recovery if self.session.revision == 4 else None
+        restored: Restored | None = None
+        if store is not None and request.recovery is not None:
+            restored = await store.restore(*request.recovery)
+            if restored is not None and (restored.session.sid in namespace.sockets or self.session.closed):
+                restored = None  # (a client cannot be connected twice as one socket)
+        if restored is not None:
+            socket = Socket(namespace, self, restored.session.sid, self._handshake(request.auth))
+            socket.pid, socket.data, socket.recovered = restored.session.pid, restored.session.data, True
+        else:
+            socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+            if store is not None:
+                socket.pid = new_id()
         try:
-            for middleware in namespace._middleware:
-                await call(middleware, socket)
+            if restored is None or not self.server.settings.recovery_skip_middlewares:
+                for middleware in namespace._middleware:
+                    await call(middleware, socket)
         except ConnectionRefused as refusal:
             self._send(self.state.refuse(name, refusal.message, refusal.data))
             return
@@ -992,7 +1047,11 @@ class _Connection:
         socket.connected = True
         self.sockets[name] = socket
         namespace._add(socket)
-        self._send(self.state.accept(name, socket.id))
+        if restored is not None:
+            namespace.adapter.add_all(socket.id, restored.session.rooms)
+            for envelope in restored.missed:  # before the CONNECT answer, as socket.io sends them
+                self.session.send(envelope)
+        self._send(self.state.accept(name, socket.id, socket.pid))
         for handler in namespace._on_connection:
             try:
                 await call(handler, socket)
