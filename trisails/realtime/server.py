@@ -757,8 +757,7 @@ class Namespace:
         self.name = name
         self.sockets: dict[str, Socket] = {}
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
-        self.recovery: RecoveryStore | None = server._recovery_factory(name)
-        """Where lost sockets' state and recent broadcasts are kept (None: ``sockets.recovery`` is off)."""
+        self._recovery: RecoveryStore | None = None
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
         self._next_ack = 0
@@ -815,6 +814,14 @@ class Namespace:
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
         return BroadcastOperator(self, frozenset(), _room_set(rooms))
 
+    @property
+    def recovery(self) -> RecoveryStore | None:
+        """Where lost sockets' state and recent broadcasts are kept (None: ``sockets.recovery`` is off);
+        made on first use, so the setting may change until the app lifts."""
+        if self._recovery is None and self.server.settings.recovery:
+            self._recovery = self.server._recovery_factory(self.name)
+        return self._recovery
+
     def _broadcast(self, packet: sio.Packet, rooms: frozenset[str], exclude: frozenset[str], volatile: bool) -> int:
         """Hand ``packet`` to the adapter, encoded once; with recovery on, a broadcast that is not
         volatile gets an offset as its last argument and is kept for sockets that miss it."""
@@ -855,7 +862,7 @@ class RealtimeServer:
     ) -> None:
         self.settings = settings
         self._adapter_factory = adapter_factory
-        self._recovery_factory: Callable[[str], RecoveryStore | None] = self._memory_recovery
+        self._recovery_factory: Callable[[str], RecoveryStore] = self._memory_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._nursery: trio.Nursery | None = None
         self.of("/")
@@ -920,22 +927,18 @@ class RealtimeServer:
         for namespace in self._namespaces.values():
             namespace.adapter = factory(namespace._deliver, namespace.name)
 
-    def _memory_recovery(self, name: str) -> RecoveryStore | None:
+    def _memory_recovery(self, name: str) -> RecoveryStore:
         settings = self.settings
-        if not settings.recovery:
-            return None
         return MemoryRecovery(settings.recovery_max_disconnection / 1000, settings.recovery_max_packets)
 
     def use_recovery(self, factory: Callable[[str], RecoveryStore]) -> None:
-        """Keep recovery state in stores made by ``factory(namespace_name)`` (Redis) for every namespace,
-        when ``sockets.recovery`` is on; only before any socket connects."""
-        if not self.settings.recovery:
-            return
+        """Keep recovery state in stores made by ``factory(namespace_name)`` (Redis) for every namespace
+        (used when ``sockets.recovery`` is on); only before any socket connects."""
         if any(ns.sockets for ns in self._namespaces.values()):
             raise RuntimeError("change the recovery store before sockets connect")
         self._recovery_factory = factory
         for namespace in self._namespaces.values():
-            namespace.recovery = factory(namespace.name)
+            namespace._recovery = None  # made again, by the factory, on first use
 
     def bind(self, nursery: trio.Nursery) -> None:
         """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
