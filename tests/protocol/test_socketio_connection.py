@@ -225,3 +225,14 @@ def test_recovery_data_is_taken_out_of_any_auth_and_only_strings_recover(auth: d
     assert request.auth == {k: v for k, v in auth.items() if k not in ("pid", "offset")}
     expected = (pid, offset) if isinstance(pid, str) and isinstance(offset, str) else None
     assert request.recovery == expected
+
+
+def test_the_offsets_a_trisails_server_makes_have_the_shape_its_clients_recognise() -> None:
+    from trisails.protocol.socketio_connection import OFFSET
+    from trisails.realtime.recovery import MemoryRecovery
+
+    store = MemoryRecovery(60.0, 10, clock=lambda: 0.0)
+    assert OFFSET.fullmatch(store.new_offset())
+    assert OFFSET.fullmatch("1733601234567-42-" + "a" * 20)
+    for not_one in ("a-string-1", "hello", "", "1733601234567-0"):
+        assert not OFFSET.fullmatch(not_one)

@@ -36,6 +36,7 @@ namespace is ``{"message":"Invalid namespace"}`` for both, as socket.io sends it
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,7 +45,13 @@ from trisails._errors import SocketIOError
 
 from . import socketio as sio
 
-__all__ = ["ConnectRequest", "NamespaceState", "SocketIOConnection"]
+__all__ = ["OFFSET", "ConnectRequest", "NamespaceState", "SocketIOConnection"]
+
+#: The shapes of the offsets a trisails server appends to broadcasts when it does recovery: one
+#: process's ``<20 id characters>-<sequence>``, or over Redis ``<ms>-<sequence>-<process id>``. The
+#: trisails clients recognise them by this shape (socket.io-client takes any trailing string), so that
+#: an application's own last string argument is not taken for one (unless it has exactly this shape).
+OFFSET = re.compile(r"[A-Za-z0-9_-]{20}-[0-9]{1,18}|[0-9]{1,15}-[0-9]{1,18}-[A-Za-z0-9_-]{20}")
 
 
 class NamespaceState(enum.Enum):

@@ -114,7 +114,7 @@ class MemoryRecovery:
         self.max_disconnection = max_disconnection
         self.max_packets = max_packets
         self._clock = clock if clock is not None else trio.current_time
-        self._epoch = new_id()[:8]  # offsets of another store (another process, a restart) are unknown here
+        self._epoch = new_id()  # offsets of another store (another process, a restart) are unknown here
         self._sequence = itertools.count(1)
         self._last = 0
         # (sequence, recorded at, rooms, exclude, envelope), oldest first
