@@ -11,11 +11,11 @@ from typing import Any
 
 import trio
 
-from tests.compat.apps import SERVER_WAIT, lifted, steady_reference_app
+from tests.compat.apps import SERVER_WAIT, connect_on, lifted, steady_reference_app
 from tests.support.jsclient import JsDriver, JsSocket
 from trisails import App, Socket
 
-FAST_RECONNECT = {"transports": ["websocket"], "reconnectionDelay": 50, "reconnectionDelayMax": 100}
+FAST_RECONNECT = {"reconnectionDelay": 50, "reconnectionDelayMax": 100}
 
 
 def lobby_app(**sockets: Any) -> tuple[App, dict[str, Socket]]:
@@ -43,16 +43,16 @@ async def blip(app: App, socket: Socket) -> None:
             await trio.sleep(0.01)
 
 
-async def joined(js: JsDriver, url: str, seen: dict[str, Socket]) -> tuple[JsSocket, Socket]:
-    client = await js.connect("v4", url, options=FAST_RECONNECT)
+async def joined(js: JsDriver, url: str, seen: dict[str, Socket], transport: str = "websocket") -> tuple[JsSocket, Socket]:
+    client = await connect_on(js, "v4", url, transport, options=FAST_RECONNECT)
     assert await client.emit("join", "ann", ack=True) == ["joined"]
     return client, seen[client.id]
 
 
-async def test_socket_io_client_4_gets_back_its_id_rooms_data_and_the_broadcasts_it_missed(js: JsDriver) -> None:
+async def test_socket_io_client_4_gets_back_its_id_rooms_data_and_the_broadcasts_it_missed(js: JsDriver, transport: str) -> None:
     app, seen = lobby_app()
     async with lifted(app, js) as url:
-        client, socket = await joined(js, url, seen)
+        client, socket = await joined(js, url, seen, transport)
         app.io.to("lobby").emit("news", "before")
         before = await client.next_event("news")
         assert before[0] == "before" and isinstance(before[1], str), before  # the offset, as Socket.IO sends it

@@ -142,16 +142,22 @@ def test_binary_attachments_complete_the_packet_they_follow() -> None:
 
 
 MESSAGES = st.one_of(
-    st.sampled_from(["0", "0/admin", "1", "1/admin", '2["e",1]', '2/admin,["e"]', "30[]", '4{"m":1}', "0[1]", "9", ""]),
+    st.sampled_from(['0{"pid":"p","offset":"o"}', '0{"pid":1}', "0", "0/admin", "1", "1/admin", '2["e",1]', '2/admin,["e"]', "30[]", '4{"m":1}', "0[1]", "9", ""]),
     st.text(max_size=20),
     st.binary(max_size=8),
 )
 
 
-@given(st.sampled_from([3, 4]), st.lists(st.tuples(MESSAGES, st.sampled_from(["accept", "refuse", "ready", "none"])), max_size=30))
+@given(
+    st.sampled_from([3, 4]),
+    st.lists(st.tuples(MESSAGES, st.sampled_from(["accept", "refuse", "ready", "none"])), max_size=30),
+    st.booleans(),
+)
 @settings(max_examples=300, deadline=None)
-def test_any_stream_of_messages_raises_only_the_protocol_error(revision: int, steps: list[tuple[str | bytes, str]]) -> None:
-    sio = connection(revision)
+def test_any_stream_of_messages_raises_only_the_protocol_error(
+    revision: int, steps: list[tuple[str | bytes, str]], recovery: bool
+) -> None:
+    sio = SocketIOConnection(revision, now=0.0, connect_timeout=45.0, recovery=recovery)
     request = sio.opened()
     for message, decision in steps:
         try:

@@ -13,9 +13,13 @@ import orjson
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.memory import handshake, target
 from trisails import App, ConnectionRefused, Settings, Socket, SocketSettings
+from trisails.protocol.engineio import Envelope
+from trisails.realtime.recovery import MemoryRecovery, SavedSession, should_replay
 from trisails.testing import InMemoryServer, MemoryWebSocket, serve_in_memory
 
 
@@ -249,3 +253,50 @@ async def test_recovery_is_off_by_default(autojump_clock: trio.testing.MockClock
         app.io.emit("all", 1)
         assert event(await ws.receive()) == ["all", 1]
         await ws.aclose()
+
+
+# ------------------------------------------------------------------------ the store, with plain numbers
+
+ROOMS = st.frozensets(st.sampled_from(["a", "b", "c", "me"]), max_size=2)
+
+
+@given(
+    st.lists(st.tuples(ROOMS, ROOMS), max_size=30),  # broadcasts: (rooms, except)
+    st.integers(0, 30),  # how many of them the socket saw before it was lost
+    st.frozensets(st.sampled_from(["a", "b", "c"]), max_size=3),
+)
+@settings(max_examples=200, deadline=None)
+def test_a_recovered_socket_gets_exactly_the_later_broadcasts_its_rooms_would_have_received(
+    broadcasts: list[tuple[frozenset[str], frozenset[str]]], seen: int, rooms: frozenset[str]
+) -> None:
+    store = MemoryRecovery(120.0, 1000, clock=lambda: 0.0)
+    sent: list[tuple[str, Envelope, frozenset[str], frozenset[str]]] = []
+    for targets, exclude in [(frozenset(), frozenset()), *broadcasts]:  # the first: one every socket saw
+        offset = store.new_offset()
+        envelope = Envelope([])
+        store.record(offset, envelope, targets, exclude)
+        sent.append((offset, envelope, targets, exclude))
+    seen = min(seen, len(sent) - 1)
+    session_rooms = ["me", *sorted(rooms)]
+    store.persist(SavedSession("me", "pid", session_rooms, {}))
+    restored = store.restore_now("pid", sent[seen][0])
+    assert restored is not None and restored.session.sid == "me"
+    expected = [envelope for _, envelope, targets, exclude in sent[seen + 1 :] if should_replay(session_rooms, targets, exclude)]
+    assert [id(e) for e in restored.missed] == [id(e) for e in expected]
+    assert store.restore_now("pid", sent[seen][0]) is None  # once
+
+
+def test_the_store_forgets_sessions_and_broadcasts_by_age_and_broadcasts_by_count() -> None:
+    now = [0.0]
+    store = MemoryRecovery(10.0, 3, clock=lambda: now[0])
+    offsets = []
+    for _ in range(5):
+        offsets.append(store.new_offset())
+        store.record(offsets[-1], Envelope([]), (), ())
+    assert store.statistics() == {"sessions": 0, "packets": 3}
+    store.persist(SavedSession("s", "p", ["s"], {}))
+    assert store.restore_now("p", offsets[0]) is None  # what came after it is no longer all kept
+    store.persist(SavedSession("s", "p", ["s"], {}))
+    now[0] = 10.5
+    assert store.restore_now("p", offsets[-1]) is None  # too late
+    assert store.statistics() == {"sessions": 0, "packets": 0}
