@@ -42,6 +42,8 @@ from .realtime.server import BroadcastOperator as BroadcastOperator
 from .realtime.server import BroadcastReply as BroadcastReply
 from .realtime.server import Namespace as Namespace
 from .realtime.server import RealtimeServer as RealtimeServer
+from .realtime.server import RemoteSocket as RemoteSocket
+from .realtime.server import ServerSideReply as ServerSideReply
 from .realtime.server import Socket as Socket
 from .realtime.server import SocketHandshake as SocketHandshake
 from .sockets import NoSuchSocket as NoSuchSocket
@@ -79,11 +81,13 @@ __all__ = [
     "PrimaryKey",
     "ProtocolError",
     "RealtimeServer",
+    "RemoteSocket",
     "Required",
     "Request",
     "Response",
     "RoomLimitReached",
     "SecuritySettings",
+    "ServerSideReply",
     "SessionSettings",
     "Set",
     "Settings",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import secrets
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
+from tests.cluster.processes import SHARED_REDIS, delete_keys, require_shared_redis
 from tests.compat.apps import lifted, steady_reference_app
 from tests.support.jsclient import JsAckTimeout, JsDriver, JsSocket
 from trisails import Ack, App, Socket
@@ -21,9 +24,9 @@ from trisails import Ack, App, Socket
 WEBSOCKET = {"transports": ["websocket"]}
 
 
-def server_api_app() -> tuple[App, dict[str, Socket]]:
+def server_api_app(**sockets_settings: Any) -> tuple[App, dict[str, Socket]]:
     """The reference app, plus the events these stories use; returns it and its sockets by id."""
-    app = steady_reference_app()
+    app = steady_reference_app(**sockets_settings)
     sockets: dict[str, Socket] = {}
 
     @app.io.on("connection")
@@ -234,3 +237,57 @@ async def test_the_sockets_of_a_room_can_be_fetched_moved_and_disconnected_toget
         assert await alice.next_event("disconnect") == ["io server disconnect"]
         assert await bob.next_event("disconnect") == ["io server disconnect"]
         assert await carol.emit("ping", 4, ack=True) == [4]
+
+
+async def test_a_broadcast_with_acks_gathers_the_answers_of_clients_on_two_processes(js: JsDriver) -> None:
+    """Two apps on the shared Redis (two processes of one cluster, in one trio run): a broadcast with
+    acks from one reaches the clients of both, and gathers every answer, naming the silent ones."""
+    require_shared_redis()
+    key = f"trisails-test-{secrets.token_hex(6)}"
+    (one, sockets_one), (two, sockets_two) = (server_api_app(redis_url=SHARED_REDIS, redis_key=key) for _ in range(2))
+    try:
+        async with AsyncExitStack() as stack:
+            url_one = await stack.enter_async_context(lifted(one, js))
+            url_two = await stack.enter_async_context(lifted(two, js))
+            with trio.fail_after(10):
+                while not (one.bus and two.bus and await one.bus.others() == 1 and await two.bus.others() == 1):
+                    await trio.sleep(0.02)
+            alice, bob = await connect(js, url_one), await connect(js, url_two)
+            carol = await connect(js, url_two)
+            sockets_one[alice.id].join("team")
+            for client in (bob, carol):
+                sockets_two[client.id].join("team")
+            replies: list[Any] = []
+
+            async def ask() -> None:
+                replies.append(await one.io.to("team").timeout(1.5).call("vote", "lunch?"))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask)
+                await (await alice.receive("vote")).ack("yes")
+                await (await bob.receive("vote")).ack("no", {"because": "busy"})
+                late = await carol.receive("vote")  # through Redis, with the other process's ack id
+                assert late.args == ["lunch?"] and late.wants_ack
+            [reply] = replies
+            assert reply.responses == {alice.id: ["yes"], bob.id: ["no", {"because": "busy"}]}
+            assert reply.missing == {carol.id}
+            # both processes freed what their sockets held for it: carol's late answer is ignored
+            with trio.fail_after(5):
+                while any(socket._acks for socket in [*sockets_one.values(), *sockets_two.values()]):
+                    await trio.sleep(0.01)
+            await late.ack("too late")
+            assert await carol.emit("ping", 5, ack=True) == [5]
+
+            # the other way round, everyone answers: it returns without waiting for the timeout
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: _ask_into(replies, two))
+                for client in (alice, bob, carol):
+                    await (await client.receive("vote")).ack(client.id)
+            assert replies[-1].responses == {c.id: [c.id] for c in (alice, bob, carol)} and replies[-1].complete
+    finally:
+        delete_keys(6379, key)
+
+
+async def _ask_into(replies: list[Any], app: App) -> None:
+    with trio.fail_after(10):  # far less than the timeout: everybody answers
+        replies.append(await app.io.to("team").timeout(30).call("vote", "dinner?"))

@@ -465,32 +465,77 @@ class Envelope:
     is queued to: that is what makes a broadcast "encode once, send many".
     """
 
-    __slots__ = ("_frames", "_wire", "packets", "volatile")
+    __slots__ = ("_frames", "_wire", "_packets", "volatile")
 
     def __init__(self, packets: Sequence[Packet], *, volatile: bool = False) -> None:
-        self.packets = tuple(packets)
+        self._packets: tuple[Packet, ...] | None = tuple(packets)
         self.volatile = volatile
         """A hint for whoever sends it: drop it for a peer that cannot take it at once rather than queue
         it (Socket.IO's volatile emits). The encoding does not depend on it."""
-        self._frames: dict[int, list[str | bytes]] = {}
-        self._wire: dict[int, bytes] = {}
+        # Encodings, made when first asked for: text packets are framed the same in both revisions,
+        # so an envelope of text packets (nearly all of them) keeps one list and one ``bytes``; one
+        # that carries binary keeps a dict by revision.
+        self._frames: list[str | bytes] | dict[int, list[str | bytes]] | None = None
+        self._wire: bytes | dict[int, bytes] | None = None
 
     @classmethod
     def of(cls, *packets: Packet) -> Envelope:
         return cls(packets)
 
+    @classmethod
+    def message(cls, text: str, *, volatile: bool = False) -> Envelope:
+        """One text MESSAGE: what nearly every Socket.IO packet is (its frame made up front, its
+        :class:`Packet` only if a polling transport asks for it)."""
+        envelope = cls.__new__(cls)
+        envelope._packets = None
+        envelope.volatile = volatile
+        envelope._frames = ["4" + text]
+        envelope._wire = None
+        return envelope
+
+    @property
+    def packets(self) -> tuple[Packet, ...]:
+        """The packets, in order."""
+        packets = self._packets
+        if packets is None:  # a message envelope: its one frame is its packet's text form
+            frames = self._frames
+            assert type(frames) is list
+            packets = self._packets = tuple(_decode_text_packet(frame) for frame in frames if type(frame) is str)
+        return packets
+
     def frames(self, revision: int) -> list[str | bytes]:
         """One websocket message per packet, as :func:`encode_frame` makes them."""
-        frames = self._frames.get(revision)
+        frames = self._frames
+        if type(frames) is list:
+            return frames
         if frames is None:
-            frames = self._frames[revision] = [encode_frame(p, revision) for p in self.packets]
-        return frames
+            _check_revision(revision)
+            packets = self.packets
+            if all(type(packet.data) is str for packet in packets):
+                frames = self._frames = [_encode_text_packet(packet) for packet in packets]
+                return frames
+            frames = self._frames = {}
+        assert isinstance(frames, dict)
+        by_revision = frames.get(revision)
+        if by_revision is None:
+            by_revision = frames[revision] = [encode_frame(p, revision) for p in self.packets]
+        return by_revision
 
     def wire(self, revision: int) -> bytes:
         """The envelope as uncompressed websocket frames, ready for a socket: built once per revision and
         shared by every member of a broadcast (server frames are not masked, so they are the same bytes
         for everyone)."""
-        wire = self._wire.get(revision)
+        wire = self._wire
+        if type(wire) is bytes:
+            return wire
+        frames = self.frames(revision)
+        if type(self._frames) is list:  # the same for both revisions
+            wire = self._wire = b"".join([_websocket_frame(f) for f in frames])
+            return wire
         if wire is None:
-            wire = self._wire[revision] = b"".join([_websocket_frame(f) for f in self.frames(revision)])
-        return wire
+            wire = self._wire = {}
+        assert isinstance(wire, dict)
+        by_revision = wire.get(revision)
+        if by_revision is None:
+            by_revision = wire[revision] = b"".join([_websocket_frame(f) for f in frames])
+        return by_revision

@@ -305,6 +305,8 @@ class Decoder:
             each attachment could be as large as the transport allows, times the count.
     """
 
+    __slots__ = ("_max_attachments", "_max_payload", "_pending", "_expected", "_attachments", "_size")
+
     def __init__(self, *, max_attachments: int = 10, max_payload: int | None = None) -> None:
         self._max_attachments = max_attachments
         self._max_payload = max_payload
@@ -352,6 +354,10 @@ class Decoder:
             raise SocketIOError(
                 f"a text packet arrived while {self.awaiting_attachments} binary attachments were still expected"
             )
+        if message[:1] == "2":
+            event = _parse_plain_event(message)
+            if event is not None:
+                return event
         packet, attachment_count = self._parse(message)
         if attachment_count == 0:
             return packet
@@ -424,6 +430,28 @@ class Decoder:
         if data is _ABSENT:
             data = None
         return Packet(packet_type, namespace, data, ack_id, query), attachment_count
+
+
+def _parse_plain_event(message: str) -> Packet | None:
+    """The common packet, an EVENT for the main namespace (``2["name",...]`` or ``2<ack id>[...]``),
+    parsed without the general machinery; None for any other shape, which :meth:`Decoder._parse` reads
+    (and judges) instead. Both read an acceptable packet the same way."""
+    bracket = message.find("[", 1)
+    if bracket == -1:
+        return None
+    if bracket == 1:
+        ack_id = None
+    else:
+        digits = message[1:bracket]
+        if not (0 < len(digits) <= _MAX_ACK_ID_DIGITS and digits.isascii() and digits.isdigit()):
+            return None
+        ack_id = int(digits)
+        if ack_id > _MAX_ACK_ID:
+            return None
+    data = _loads(message[bracket:])
+    if not (type(data) is list and data and (type(data[0]) is str or _is_event_name(data[0]))):
+        raise SocketIOError("an EVENT payload must be an array that starts with the event name")
+    return Packet(PacketType.EVENT, "/", data, ack_id)
 
 
 def _digits_at(text: str, position: int) -> str:

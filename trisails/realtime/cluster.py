@@ -11,6 +11,12 @@ carries what the others must do:
   published for the others to do on theirs;
 * a question (how many sockets are in a room, cluster-wide) is published, and every process answers on
   the asker's own channel; the asker knows how many answers to wait for from Redis (``PUBSUB NUMSUB``).
+  A question may have several answers per process (:meth:`RedisBus.request`): a broadcast with acks is
+  answered first with the sockets each process reached, then with each socket's ack as it comes;
+* Socket.IO's server API across processes (broadcasts with acks, ``fetch_sockets``, ``sockets_join``
+  and the like, ``server_side_emit``) travels as the kinds in :data:`SERVED`: the adapter only carries
+  them, and the namespace (its :attr:`RedisAdapter.serve`) says what they mean. A process without the
+  namespace answers ``{"none": true}`` at once, so nobody waits for it.
 
 Nothing about membership is stored in Redis, so a process that dies takes its sockets' memberships with
 it: there are no phantom members to clean up.
@@ -37,7 +43,7 @@ import trio
 from ..protocol import engineio as eio
 from ..protocol.engineio import Envelope
 from .connection import new_id
-from .rooms import MemoryAdapter
+from .rooms import MemoryAdapter, Serve
 
 __all__ = ["RedisAdapter", "RedisBus"]
 
@@ -53,6 +59,9 @@ BATCH = 512
 PING_EVERY = 1.0
 PING_TIMEOUT = 3.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+#: Kinds of message a namespace handles itself (:attr:`RedisAdapter.serve`): the Socket.IO server API
+#: across processes.
+SERVED = ("broadcast_ack", "fetch_sockets", "sockets", "server_side")
 
 
 class RedisBus:
@@ -76,7 +85,7 @@ class RedisBus:
         self._send, self._queue = trio.open_memory_channel[tuple[str, Any]](QUEUE_SIZE)
         self._client: Any = None
         self._link = trio.CancelScope()
-        self._asks: dict[str, tuple[trio.MemorySendChannel[dict[str, Any]], int]] = {}
+        self._asks: dict[str, Callable[[dict[str, Any]], None]] = {}  # question id -> what takes its answers
         self._last_ping = 0.0
 
     @property
@@ -111,33 +120,64 @@ class RedisBus:
         except trio.WouldBlock:
             self.dropped += 1
 
-    async def ask(self, kind: str, body: dict[str, Any], timeout: float = 1.0) -> list[dict[str, Any]]:
-        """Ask every other process and return their answers (those that came within ``timeout``)."""
+    async def others(self, timeout: float = 1.0) -> int:
+        """How many other processes listen on the bus now (Redis ``PUBSUB NUMSUB``); 0 while the link is
+        down, or when Redis does not say within ``timeout``."""
         if not self.connected or self._client is None:
-            return []
+            return 0
         subscribers: dict[Any, Any] = {}
         try:
             with trio.move_on_after(timeout):
                 subscribers = await self._client.pubsub_numsub(self.all_channel)
         except Exception as error:  # Redis went away between two checks: nobody to ask
             log.debug("Redis link: cannot count processes: %s", error)
-            return []
-        others = max(0, int(next(iter(subscribers.values()), 0)) - 1)
-        if others == 0:
-            return []
+            return 0
+        return max(0, int(next(iter(subscribers.values()), 0)) - 1)
+
+    def request(self, kind: str, body: dict[str, Any], on_answer: Callable[[dict[str, Any]], None]) -> str | None:
+        """Publish a question to every other process; each of their answers (any number per process)
+        goes to ``on_answer`` until :meth:`end_request`. Returns the question's id, or None while the
+        link is down (nobody will answer)."""
+        if not self.connected:
+            return None
         ask_id = new_id()
-        send, receive = trio.open_memory_channel[dict[str, Any]](others)
-        self._asks[ask_id] = (send, others)
+        self._asks[ask_id] = on_answer
+        self.publish(kind, {**body, "ask": ask_id})
+        return ask_id
+
+    def end_request(self, ask_id: str | None) -> None:
+        """Forget a question: answers that come later are dropped."""
+        if ask_id is not None:
+            self._asks.pop(ask_id, None)
+
+    async def gather(self, kind: str, body: dict[str, Any], timeout: float = 1.0) -> tuple[list[dict[str, Any]], int]:
+        """Ask every other process; return their answers (one each, those that came within
+        ``timeout``) and how many processes were asked."""
         answers: list[dict[str, Any]] = []
-        try:
-            self.publish(kind, {**body, "ask": ask_id})
-            with trio.move_on_after(timeout):
-                async for answer in receive:
-                    answers.append(answer)
-                    if len(answers) == others:
-                        break
-        finally:
-            del self._asks[ask_id]
+        others = 0
+        with trio.move_on_after(timeout):
+            others = await self.others(timeout)
+            if others == 0:
+                return [], 0
+            all_in = trio.Event()
+
+            def on_answer(answer: dict[str, Any]) -> None:
+                answers.append(answer)
+                if len(answers) >= others:
+                    all_in.set()
+
+            ask_id = self.request(kind, body, on_answer)
+            if ask_id is None:
+                return [], 0
+            try:
+                await all_in.wait()
+            finally:
+                self.end_request(ask_id)
+        return answers[:others], others
+
+    async def ask(self, kind: str, body: dict[str, Any], timeout: float = 1.0) -> list[dict[str, Any]]:
+        """Ask every other process and return their answers (those that came within ``timeout``)."""
+        answers, _ = await self.gather(kind, body, timeout)
         return answers
 
     def answer(self, question: dict[str, Any], body: dict[str, Any]) -> None:
@@ -234,12 +274,12 @@ class RedisBus:
             self._last_ping = time.monotonic()
             return
         if kind == "answer":
-            waiting = self._asks.get(message.get("ask", ""))
-            if waiting is not None:
+            taker = self._asks.get(message.get("ask", ""))
+            if taker is not None:
                 try:
-                    waiting[0].send_nowait(message)
-                except (trio.WouldBlock, trio.BrokenResourceError):
-                    pass
+                    taker(message)
+                except Exception:
+                    log.exception("Redis link: taking an answer failed")
             return
         if message.get("from") == self.uid:
             return  # our own broadcast or operation, already done here
@@ -282,6 +322,8 @@ class RedisAdapter(MemoryAdapter):
         self.namespace = namespace
         self.apply: Callable[[str, dict[str, Any]], None] | None = None
         """Does an operation another process sent on this process's sockets (set by the app)."""
+        self.serve: Serve | None = None
+        """Does what another process asks of this namespace's sockets here (set by the namespace)."""
 
     def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
         """Deliver here, and publish once for the other processes; returns the deliveries made here."""
@@ -303,7 +345,35 @@ class RedisAdapter(MemoryAdapter):
         answers = await self.bus.ask("count", {"ns": self.namespace, "rooms": rooms})
         return len(self.sockets(rooms)) + sum(int(a.get("count", 0)) for a in answers)
 
+    def publish(self, kind: str, body: dict[str, Any]) -> None:
+        """Tell the other processes' namespaces ``kind`` (their :attr:`serve` does it); never waits."""
+        self.bus.publish(kind, {**body, "ns": self.namespace})
+
+    async def others(self) -> int:
+        """How many other processes there are now (0 while Redis is unreachable)."""
+        return await self.bus.others()
+
+    def request(self, kind: str, body: dict[str, Any], on_answer: Callable[[dict[str, Any]], None]) -> str | None:
+        """Ask the other processes' namespaces; their answers go to ``on_answer`` until :meth:`end_request`."""
+        return self.bus.request(kind, {**body, "ns": self.namespace}, on_answer)
+
+    def end_request(self, ask_id: str | None) -> None:
+        self.bus.end_request(ask_id)
+
+    async def ask(self, kind: str, body: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], int]:
+        """One answer from each other process's namespace (those in time), and how many were asked."""
+        return await self.bus.gather(kind, {**body, "ns": self.namespace}, timeout)
+
     # ----------------------------------------------------------------------------------------- receiving
+    def on_request(self, message: dict[str, Any]) -> None:
+        """Hand a question or an operation from another process to the namespace."""
+        reply = _replier(self.bus, message)
+        if self.serve is None:
+            if reply is not None:
+                reply({"none": True})
+            return
+        self.serve(message["kind"], message, reply)
+
     def on_broadcast(self, message: dict[str, Any]) -> None:
         envelope = _envelope(message["parts"])
         envelope.volatile = bool(message.get("volatile"))
@@ -315,6 +385,13 @@ class RedisAdapter(MemoryAdapter):
 
     def on_count(self, message: dict[str, Any]) -> None:
         self.bus.answer(message, {"count": len(self.sockets(message["rooms"]))})
+
+
+def _replier(bus: RedisBus, message: dict[str, Any]) -> Callable[[dict[str, Any]], None] | None:
+    """How to answer ``message`` (any number of times), or None when its sender wants no answer."""
+    if "ask" not in message:
+        return None
+    return lambda body: bus.answer(message, body)
 
 
 def _parts(envelope: Envelope) -> list[Any]:
@@ -340,12 +417,17 @@ def route(bus: RedisBus, adapters: Callable[[str], RedisAdapter | None]) -> None
             adapter = adapters(message.get("ns", "/"))
             if adapter is not None:
                 getattr(adapter, method)(message)
+            else:  # no such namespace here: nothing of it to do, and an asker should not wait for us
+                reply = _replier(bus, message)
+                if reply is not None:
+                    reply({"none": True, "count": 0})
 
         return handle
 
     bus.handlers.update(
         {"broadcast": by_namespace("on_broadcast"), "operation": by_namespace("on_operation"), "count": by_namespace("on_count")}
     )
+    bus.handlers.update({kind: by_namespace("on_request") for kind in SERVED})
 
 
 def _cause(error: BaseException) -> BaseException:

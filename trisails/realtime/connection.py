@@ -27,6 +27,7 @@ Tasks, and who owns them:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import heapq
 import itertools
@@ -180,6 +181,7 @@ class Connection:
         "_leftover",
         "_poll_ready",
         "_ended",
+        "_over",
         "_reader_scope",
         "_probe_scope",
         "_timer_at",
@@ -197,7 +199,8 @@ class Connection:
         self._writer = WriterState.IDLE
         self._leftover = b""  # what the kernel did not take of a direct write
         self._poll_ready: trio.Event | None = None  # set to wake the pending long-poll GET
-        self._ended = trio.Event()
+        self._ended: trio.Event | None = None  # made by run(), where a polling session waits for its end
+        self._over = False
         self._reader_scope: trio.CancelScope | None = None
         self._probe_scope: trio.CancelScope | None = None  # the probing websocket's read, during an upgrade
         self._timer_at: float | None = None
@@ -266,9 +269,12 @@ class Connection:
     # -------------------------------------------------------------------------------------- lifetime
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Live until the session is over, owning its nursery (a long-polling session runs here)."""
+        ended = self._ended = trio.Event()
+        if self._over:
+            ended.set()
         async with _Lifetime(self):
             task_status.started()
-            await self._ended.wait()
+            await ended.wait()
 
     def close(self, reason: str, *, flush: bool = True, final: tuple[eio.Packet, ...] = (), code: int = 1000) -> None:
         """End the session: queue ``final``, flush what is queued (unless ``flush`` is False), close.
@@ -323,10 +329,12 @@ class Connection:
             self._reader_scope.cancel()
         if self._probe_scope is not None:
             self._probe_scope.cancel()
-        if not self._ended.is_set():
+        if not self._over:
+            self._over = True
             if self.session.close_reason == "slow consumer":
                 log.warning("closing session %s: slow consumer (its outbound_buffer is full)", self.sid)
-            self._ended.set()
+            if self._ended is not None:
+                self._ended.set()
 
     # -------------------------------------------------------------------------------------- sending
     def send(self, envelope: Envelope) -> bool:
@@ -393,7 +401,7 @@ class Connection:
         """Be this session's transport from the start: read frames until the session ends, then close."""
         self._attach(websocket)
         async with _Lifetime(self):
-            await self._read(websocket)
+            await self._read(websocket, own_scope=False)
         await websocket.close(self.session.close_code)
 
     async def upgrade(self, websocket: StreamWebSocket) -> None:
@@ -433,15 +441,23 @@ class Connection:
         self._websocket = websocket
         self._direct = websocket.direct
 
-    async def _read(self, websocket: StreamWebSocket) -> None:
-        """Read frames and hand each message upward, until the peer or the session ends; then close."""
+    async def _read(self, websocket: StreamWebSocket, *, own_scope: bool = True) -> None:
+        """Read frames and hand each message upward, until the peer or the session ends; then close.
+
+        The end of the session cancels the read. Read in the session's nursery (``own_scope=False``),
+        that is the nursery's own cancel scope, which ends the session's tasks at the same moment: an
+        idle connection then holds one cancel scope rather than two. An upgraded websocket is read in
+        its own task, outside the nursery, and gets a scope of its own.
+        """
         session = self.session
         receiver = self.receiver
+        nursery = self.nursery
+        scope = trio.CancelScope() if own_scope or nursery is None else None
         try:
-            with trio.CancelScope() as scope:
-                self._reader_scope = scope
+            with scope if scope is not None else contextlib.nullcontext():
+                self._reader_scope = scope if scope is not None else nursery.cancel_scope  # type: ignore[union-attr]
                 if session.state is SessionState.CLOSED:
-                    scope.cancel()
+                    self._reader_scope.cancel()
                 while True:
                     frame = await websocket.receive()
                     if frame is None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -338,14 +339,25 @@ class EngineIOEndpoint:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+#: Header values that differ for every connection, so sharing them saves nothing.
+_UNIQUE_HEADERS = frozenset({"sec-websocket-key", "cookie", "authorization", "x-forwarded-for"})
+#: Longer header values are kept as they are.
+_INTERN_UP_TO = 256
+
+
 def make_handshake(
     raw_headers: list[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
 ) -> Handshake:
     """The :class:`Handshake` of a request: every header (lower-case names, repeats joined with ", ")."""
     headers: dict[str, str] = {}
     for key, value in raw_headers:
-        name = key.decode("latin-1").lower()
+        # An idle connection keeps its handshake for hours, and most of it is the same for every
+        # client (names, Host, Origin, User-Agent...): interned, those strings are shared rather than
+        # copied per connection. Per-connection values (the websocket key, cookies) are not worth it.
+        name = sys.intern(key.decode("latin-1").lower())
         text = value.decode("latin-1")
+        if name not in _UNIQUE_HEADERS and len(text) <= _INTERN_UP_TO:
+            text = sys.intern(text)
         headers[name] = f"{headers[name]}, {text}" if name in headers else text
     return Handshake(
         headers=headers,

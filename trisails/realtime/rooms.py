@@ -58,6 +58,33 @@ class Adapter(Protocol):
     async def count(self, rooms: Iterable[str]) -> int:
         """How many sockets are in any of ``rooms``, in every process."""
 
+    # The Socket.IO server API across processes: the namespace says what to ask and what to do; the
+    # adapter only carries it. In one process there is nobody to tell or ask.
+    serve: Serve | None
+    """Set by the namespace: ``serve(kind, message, reply)`` does what another process asked of this
+    namespace's sockets here; ``reply`` answers the asker (None when it wants no answer)."""
+
+    def publish(self, kind: str, body: dict[str, Any]) -> None:
+        """Have every other process's namespace do ``kind`` (through its :attr:`serve`); never waits."""
+
+    async def others(self) -> int:
+        """How many other processes there are now."""
+
+    def request(self, kind: str, body: dict[str, Any], on_answer: Callable[[dict[str, Any]], None]) -> str | None:
+        """Ask every other process's namespace; every answer (any number per process) goes to
+        ``on_answer`` until :meth:`end_request`. The question's id, or None if nobody can be asked."""
+
+    def end_request(self, ask_id: str | None) -> None:
+        """Forget a question asked with :meth:`request`: later answers are dropped."""
+
+    async def ask(self, kind: str, body: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], int]:
+        """One answer from each other process (those that came within ``timeout`` seconds), and how
+        many processes were asked."""
+
+
+#: ``serve(kind, message, reply)``: what a namespace does when another process asks something of it.
+Serve = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], None] | None], None]
+
 
 class MemoryAdapter:
     """The in-process adapter: two dictionaries kept in step (room → ids, id → rooms)."""
@@ -67,6 +94,7 @@ class MemoryAdapter:
         self._rooms: dict[str, set[str]] = {}
         self._sids: dict[str, set[str]] = {}
         self.leave_listeners: list[Callable[[str, str], None]] = []
+        self.serve: Serve | None = None
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         mine = self._sids.setdefault(sid, set())
@@ -122,6 +150,21 @@ class MemoryAdapter:
 
     async def count(self, rooms: Iterable[str]) -> int:
         return len(self.sockets(rooms))
+
+    def publish(self, kind: str, body: dict[str, Any]) -> None:
+        """One process: nobody else to tell."""
+
+    async def others(self) -> int:
+        return 0
+
+    def request(self, kind: str, body: dict[str, Any], on_answer: Callable[[dict[str, Any]], None]) -> str | None:
+        return None
+
+    def end_request(self, ask_id: str | None) -> None:
+        pass
+
+    async def ask(self, kind: str, body: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
 
     def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
         targets = self.sockets(rooms)

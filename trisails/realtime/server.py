@@ -32,11 +32,13 @@ any layer above Socket.IO may use; nothing here knows of it.
 
 from __future__ import annotations
 
+import base64
 import functools
 import inspect
 from collections import deque
 import logging
 import math
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,7 +58,17 @@ from .rooms import Adapter, MemoryAdapter
 if TYPE_CHECKING:
     from .._config import SocketSettings
 
-__all__ = ["Ack", "BroadcastOperator", "BroadcastReply", "Namespace", "RealtimeServer", "Socket", "SocketHandshake"]
+__all__ = [
+    "Ack",
+    "BroadcastOperator",
+    "BroadcastReply",
+    "Namespace",
+    "RealtimeServer",
+    "RemoteSocket",
+    "ServerSideReply",
+    "Socket",
+    "SocketHandshake",
+]
 
 log = logging.getLogger("trisails.realtime")
 
@@ -64,6 +76,10 @@ Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 RoomSpec = str | Iterable[str]
 EventsHandler = Callable[[str, list[Any], "Ack | None"], Awaitable[None] | None]
+
+#: Seconds ``fetch_sockets`` and ``server_side_call`` wait for the other processes by default
+#: (socket.io's 5000 ms).
+REQUEST_TIMEOUT = 5.0
 
 #: Seconds a socket's dispatcher waits for another event before it ends.
 DISPATCHER_LINGER = 5.0
@@ -81,7 +97,36 @@ def _room_set(rooms: RoomSpec) -> frozenset[str]:
 
 def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     """Encode a Socket.IO packet once, as the Engine.IO messages that carry it."""
-    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)], volatile=volatile)
+    parts = sio.encode(packet)
+    header = parts[0]
+    if len(parts) == 1 and type(header) is str:  # no binary: one text message
+        return Envelope.message(header, volatile=volatile)
+    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in parts], volatile=volatile)
+
+
+#: Return values that are surely not awaitable (checked first: ``inspect.isawaitable`` is slow).
+_PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
+
+
+def _pack(values: list[Any]) -> list[Any]:
+    """Values as JSON another process can take through Redis: the Engine.IO messages of a Socket.IO
+    ACK packet holding them (so dates, decimals and the rest are written as for a client), with each
+    binary attachment as ``{"b": base64}``."""
+    return [
+        part if isinstance(part, str) else {"b": base64.b64encode(part).decode()}
+        for part in sio.encode(sio.Packet(sio.PacketType.ACK, "/", values, id=0))
+    ]
+
+
+def _unpack(parts: list[Any]) -> list[Any]:
+    """The values :func:`_pack` packed."""
+    decoder = sio.Decoder(max_attachments=len(parts))
+    packet = None
+    for part in parts:
+        packet = decoder.receive(base64.b64decode(part["b"]) if isinstance(part, dict) else part)
+    if packet is None or not isinstance(packet.data, list):
+        raise ValueError("not packed values")
+    return list(packet.data)
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -95,6 +140,12 @@ def _ack_args(result: Any) -> list[Any]:
 
 def _takes_ack(handler: Handler) -> bool:
     """Whether ``handler`` has a keyword-only ``ack`` parameter: it answers the client itself."""
+    code = getattr(handler, "__code__", None)
+    if type(handler) is types.FunctionType and code is not None:
+        # Read the code object rather than inspect.signature: the signature is slow, and it makes
+        # the function materialise its annotations dict, which a per-connection closure then keeps.
+        first_keyword = code.co_argcount
+        return "ack" in code.co_varnames[first_keyword : first_keyword + code.co_kwonlyargcount]
     try:
         parameter = inspect.signature(handler).parameters.get("ack")
     except (TypeError, ValueError):  # a callable without a signature: an ordinary handler
@@ -185,6 +236,7 @@ class Socket:
         "room_changes",
         "_connection",
         "_events",
+        "_async_events",
         "_ack_takers",
         "_hook_events",
         "_hook",
@@ -209,6 +261,7 @@ class Socket:
         self.pid: str | None = None  # the private session id of recovery (None: no recovery)
         self._connection = connection
         self._events: dict[str, Handler] = {}
+        self._async_events: set[str] | None = None  # events whose handler is async (never run inline)
         self._ack_takers: set[str] | None = None  # events whose handler answers through its ``ack`` keyword
         # the one handler of :meth:`on_events` and its event names (a pair, not a dict entry per name:
         # every socket of a Sails app has one, so an idle socket holds as little as possible)
@@ -253,6 +306,12 @@ class Socket:
                 self._on_disconnect.append(fn)
                 return fn
             self._events[event] = fn
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+                if self._async_events is None:
+                    self._async_events = set()
+                self._async_events.add(event)
+            elif self._async_events is not None:
+                self._async_events.discard(event)
             if _takes_ack(fn):
                 if self._ack_takers is None:
                     self._ack_takers = set()
@@ -450,9 +509,7 @@ class Socket:
         if event in self._hook_events or event in RESERVED_EVENTS:
             return False
         handler = self._events.get(event)
-        if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)
-        ):
+        if handler is None or (self._async_events is not None and event in self._async_events):
             return False
         answers_itself = self._ack_takers is not None and event in self._ack_takers
         try:
@@ -463,7 +520,8 @@ class Socket:
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
-        if inspect.isawaitable(result):  # a plain function that returned a coroutine: await it in turn
+        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+            # a plain function that returned a coroutine: await it in turn
             self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True
         if ack_id is not None and not answers_itself and self.connected:
@@ -550,15 +608,24 @@ class BroadcastReply:
 
 
 class _Gathering:
-    """The answers of one broadcast with acks, as they come; :attr:`done` once nobody is left to answer."""
+    """The answers of one broadcast with acks, as they come, from this process's sockets and the others'.
 
-    __slots__ = ("done", "pending", "responses", "lost")
+    :attr:`done` is set once nobody is left to answer: every socket reached has answered or left, and,
+    after :meth:`expect` said how many other processes were asked, each of them has said which of its
+    sockets it reached. ``listener`` (on a process serving another's broadcast) hears each socket's
+    answer, or None for one that left without answering.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("done", "pending", "responses", "lost", "_processes", "_counted", "_listener")
+
+    def __init__(self, listener: Callable[[str, list[Any] | None], None] | None = None) -> None:
         self.done = trio.Event()
         self.pending: set[str] = set()
         self.responses: dict[str, list[Any]] = {}
         self.lost: set[str] = set()
+        self._processes = 0  # other processes that have not said yet which sockets they reached
+        self._counted = False  # whether we know how many other processes to wait for
+        self._listener = listener
 
     def settle(self, sid: str, args: list[Any] | None) -> None:
         if sid not in self.pending:
@@ -568,7 +635,43 @@ class _Gathering:
             self.lost.add(sid)
         else:
             self.responses[sid] = args
-        if not self.pending:
+        if self._listener is not None:
+            self._listener(sid, args)
+        self._check()
+
+    def expect(self, processes: int) -> None:
+        """Wait for the reports of this many other processes too."""
+        self._processes += processes
+        self._counted = True
+        self._check()
+
+    def on_answer(self, message: dict[str, Any]) -> None:
+        """An answer from another process: the sockets it reached (or ``none``), or one socket's ack."""
+        if "reached" in message or "none" in message:
+            self._processes -= 1
+            for sid in message.get("reached", ()):
+                if sid not in self.responses and sid not in self.lost:
+                    self.pending.add(sid)
+            self.lost.update(message.get("lost", ()))
+        elif "sid" in message:
+            sid = message["sid"]
+            if sid in self.responses or sid in self.lost:
+                return
+            if "args" in message:
+                try:
+                    args = _unpack(message["args"])
+                except Exception:  # not from a trisails process of this version: the socket did not answer
+                    log.warning("ignored an ack from another process that cannot be read: %r", message)
+                    return
+                self.pending.add(sid)  # an answer that came before its process's report counts the same
+                self.settle(sid, args)
+            else:
+                self.pending.add(sid)
+                self.settle(sid, None)
+        self._check()
+
+    def _check(self) -> None:
+        if self._counted and not self.pending and self._processes <= 0:
             self.done.set()
 
 
@@ -664,34 +767,36 @@ class BroadcastOperator:
 
         The :class:`BroadcastReply` holds each answer by socket id and the sockets that did not answer
         (in time, or before disconnecting, or that a volatile emit skipped). Nothing of the broadcast is
-        kept once it returns, or once the waiting task is cancelled: a late ack is ignored. It reaches
-        this process's sockets only, with or without Redis.
+        kept once it returns, or once the waiting task is cancelled: a late ack is ignored.
+
+        With Redis, the other processes send it to their targeted sockets too: each says which sockets
+        it reached, then passes on each answer as it comes, and the call returns once every socket
+        reached, in every process, has answered or left (or at the timeout). While Redis is unreachable
+        it asks this process's sockets only.
         """
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         namespace = self._namespace
         if timeout is None:
             timeout = self._timeout if self._timeout is not None else namespace.server.settings.ack_timeout
-        ack_id = namespace._new_ack_id()
-        envelope = _envelope(sio.Packet(sio.PacketType.EVENT, namespace.name, [event, *args], id=ack_id))
+        deadline = trio.current_time() + (timeout if timeout is not None else math.inf)
+        data = [event, *args]
         gathering = _Gathering()
-        targets = [namespace.sockets[sid] for sid in self.socket_ids() if sid in namespace.sockets]
-        for socket in targets:
-            session = socket._connection.session
-            if socket.connected and (session.send_volatile(envelope) if self._volatile else session.send(envelope)):
-                socket._acks[ack_id] = _BroadcastAck(gathering, socket.id)
-                gathering.pending.add(socket.id)
-            else:
-                gathering.lost.add(socket.id)
+        ack_id = namespace._send_with_acks(data, self.socket_ids(), self._volatile, gathering)
+        adapter = namespace.adapter
+        ask_id: str | None = None
         try:
-            if gathering.pending:
-                with trio.move_on_after(timeout if timeout is not None else math.inf):
-                    await gathering.done.wait()
+            with trio.move_on_at(deadline):
+                others = await adapter.others()
+                if others:
+                    left = deadline - trio.current_time()
+                    body = {**self._target(), "data": _pack(data), "timeout": left if math.isfinite(left) else None}
+                    ask_id = adapter.request("broadcast_ack", body, gathering.on_answer)
+                gathering.expect(others if ask_id is not None else 0)
+                await gathering.done.wait()
         finally:
-            for sid in gathering.pending:  # free what the sockets hold for the broadcast
-                member = namespace.sockets.get(sid)
-                if member is not None:
-                    member._acks.pop(ack_id, None)
+            adapter.end_request(ask_id)
+            namespace._release(gathering, ack_id)
         return BroadcastReply(dict(gathering.responses), frozenset(gathering.pending | gathering.lost))
 
     emit_with_ack = call
@@ -712,41 +817,129 @@ class BroadcastOperator:
         adapter = self._namespace.adapter
         return adapter.sockets(self._rooms) - (adapter.sockets(self._exclude) if self._exclude else set())
 
-    async def fetch_sockets(self) -> list[Socket]:
-        """The targeted sockets of this process, each with its ``id``, ``handshake``, ``rooms``, ``data``
-        and ``emit``/``join``/``leave``/``disconnect`` (Socket.IO's ``fetchSockets``, without the
-        other processes' sockets yet). Awaitable, so that a cluster-wide version keeps the same call."""
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The targeted sockets, as Socket.IO's ``fetchSockets``: this process's as their :class:`Socket`,
+        the other processes' (with Redis) as a :class:`RemoteSocket`. Both have ``id``, ``handshake``,
+        ``rooms``, ``data`` and ``emit``/``join``/``leave``/``disconnect``/``call``.
+
+        A process that does not answer within this operator's :meth:`timeout` (default
+        :data:`REQUEST_TIMEOUT` seconds) is left out, with a warning in the log.
+        """
         namespace = self._namespace
-        return [namespace.sockets[sid] for sid in sorted(self.socket_ids()) if sid in namespace.sockets]
+        found: list[Socket | RemoteSocket] = [
+            namespace.sockets[sid] for sid in sorted(self.socket_ids()) if sid in namespace.sockets
+        ]
+        timeout = self._timeout if self._timeout is not None else REQUEST_TIMEOUT
+        answers, asked = await namespace.adapter.ask("fetch_sockets", self._target(), timeout)
+        if len(answers) < asked:
+            log.warning("fetch_sockets: %d of %d other processes did not answer within %g s", asked - len(answers), asked, timeout)
+        for answer in answers:
+            for entry in answer.get("sockets", ()):
+                try:
+                    found.append(RemoteSocket._from_wire(namespace, entry))
+                except Exception:
+                    log.warning("fetch_sockets: ignored a socket another process described oddly: %r", entry)
+        return found
 
     @on_loop
     def sockets_join(self, rooms: RoomSpec) -> None:
-        """Every targeted socket of this process joins ``rooms``; one that would pass
+        """Every targeted socket joins ``rooms``, in every process; one that would pass
         ``max_rooms_per_socket`` is skipped (logged), so it cannot stop the others."""
-        for socket in self._local_sockets():
-            try:
-                socket.join(rooms)
-            except RoomLimitReached as error:
-                log.warning("sockets_join(%r): skipped a socket: %s", rooms, error)
+        wanted = sorted(_room_set(rooms))
+        self._namespace._sockets_do("join", self._rooms, self._exclude, wanted)
+        self._namespace.adapter.publish("sockets", {**self._target(), "op": "join", "dest": wanted})
 
     @on_loop
     def sockets_leave(self, rooms: RoomSpec) -> None:
-        """Every targeted socket of this process leaves ``rooms``."""
-        wanted = _room_set(rooms)
-        for socket in self._local_sockets():
-            for room in wanted:
-                socket.leave(room)
+        """Every targeted socket leaves ``rooms``, in every process."""
+        wanted = sorted(_room_set(rooms))
+        self._namespace._sockets_do("leave", self._rooms, self._exclude, wanted)
+        self._namespace.adapter.publish("sockets", {**self._target(), "op": "leave", "dest": wanted})
 
-    def _local_sockets(self) -> list[Socket]:
-        namespace = self._namespace
-        return [namespace.sockets[sid] for sid in self.socket_ids() if sid in namespace.sockets]
-
+    @on_loop
     def disconnect_sockets(self, close: bool = False) -> None:
-        """Disconnect every targeted socket."""
-        for sid in self.socket_ids():
-            socket = self._namespace.sockets.get(sid)
-            if socket is not None:
-                socket.disconnect(close)
+        """Disconnect every targeted socket, in every process (``close``: their whole connections too)."""
+        self._namespace._sockets_do("disconnect", self._rooms, self._exclude, close)
+        self._namespace.adapter.publish("sockets", {**self._target(), "op": "disconnect", "close": close})
+
+    def _target(self) -> dict[str, Any]:
+        """The target, as another process reads it."""
+        target: dict[str, Any] = {"rooms": sorted(self._rooms), "exclude": sorted(self._exclude)}
+        if self._volatile:
+            target["volatile"] = True
+        return target
+
+
+@dataclass(frozen=True)
+class ServerSideReply:
+    """What :meth:`Namespace.server_side_call` gathered: one response from each other process that
+    handles the event, and how many processes that were asked did not answer (in time, or because
+    their handler failed). Processes without a handler for the event are not counted."""
+
+    responses: list[Any]
+    missing: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every process that handles the event answered."""
+        return self.missing == 0
+
+
+class RemoteSocket:
+    """A socket of another process, as :meth:`BroadcastOperator.fetch_sockets` found it (Socket.IO's
+    ``RemoteSocket``).
+
+    ``id``, ``handshake``, ``rooms`` and ``data`` are a snapshot from when it was fetched (changing
+    ``data`` here changes nothing there). ``emit``, ``join``, ``leave``, ``disconnect`` and ``call``
+    act on the socket through Redis, wherever it is, and never raise because it has gone.
+    """
+
+    __slots__ = ("id", "namespace", "handshake", "rooms", "data")
+
+    def __init__(self, namespace: Namespace, sid: str, handshake: SocketHandshake, rooms: set[str], data: Any) -> None:
+        self.id = sid
+        self.namespace = namespace
+        self.handshake = handshake
+        self.rooms = rooms
+        self.data = data
+
+    @classmethod
+    def _from_wire(cls, namespace: Namespace, entry: dict[str, Any]) -> RemoteSocket:
+        handshake = SocketHandshake(**entry["handshake"])
+        [data] = _unpack(entry["data"])
+        return cls(namespace, str(entry["id"]), handshake, set(entry["rooms"]), data)
+
+    def __repr__(self) -> str:
+        return f"<RemoteSocket {self.id} {self.namespace.name}>"
+
+    def _only(self) -> BroadcastOperator:
+        return BroadcastOperator(self.namespace, frozenset({self.id}))
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this socket."""
+        self._only().emit(event, *args)
+
+    def join(self, rooms: RoomSpec) -> None:
+        """Have the socket join ``rooms`` (skipped, and logged there, past ``max_rooms_per_socket``)."""
+        self._only().sockets_join(rooms)
+
+    def leave(self, room: str) -> None:
+        """Have the socket leave ``room``."""
+        self._only().sockets_leave(room)
+
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect the socket (``close``: its whole connection too)."""
+        self._only().disconnect_sockets(close)
+
+    async def call(self, event: str, *args: Any, timeout: float | None = ...) -> list[Any]:  # type: ignore[assignment]
+        """Emit ``event`` and wait for the client's ack, as :meth:`Socket.call`; :class:`AckTimeout`
+        when it does not answer in time, or has gone, or Redis cannot reach it."""
+        if timeout is ...:
+            timeout = self.namespace.server.settings.ack_timeout
+        reply = await self._only().call(event, *args, timeout=timeout if timeout is not None else math.inf)
+        if self.id in reply.responses:
+            return reply.responses[self.id]
+        raise AckTimeout(f"no ack for {event!r} from socket {self.id} within {timeout} s")
 
 
 class Namespace:
@@ -758,8 +951,10 @@ class Namespace:
         self.sockets: dict[str, Socket] = {}
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
         self._recovery: RecoveryStore | None = None
+        self.adapter.serve = self._serve
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
+        self._server_side: dict[str, Handler] = {}
         self._next_ack = 0
 
     def _new_ack_id(self) -> int:
@@ -832,6 +1027,180 @@ class Namespace:
         envelope = _envelope(sio.Packet(packet.type, packet.namespace, [*packet.data, offset]))
         store.record(offset, envelope, rooms, exclude)
         return self.adapter.broadcast(envelope, rooms, exclude)
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """Every socket of the namespace, in every process (:meth:`BroadcastOperator.fetch_sockets`)."""
+        return await BroadcastOperator(self).fetch_sockets()
+
+    def sockets_join(self, rooms: RoomSpec) -> None:
+        """Every socket of the namespace, in every process, joins ``rooms``."""
+        BroadcastOperator(self).sockets_join(rooms)
+
+    def sockets_leave(self, rooms: RoomSpec) -> None:
+        """Every socket of the namespace, in every process, leaves ``rooms``."""
+        BroadcastOperator(self).sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace, in every process."""
+        BroadcastOperator(self).disconnect_sockets(close)
+
+    # ----------------------------------------------------------------------------------------- between processes
+    def on_server_side(self, event: str, handler: H | None = None) -> Any:
+        """Register ``handler(*args)`` (plain or async; a decorator too) for ``event`` sent by another
+        process with :meth:`server_side_emit` or :meth:`server_side_call` (Socket.IO's
+        ``io.on(event)`` for ``serverSideEmit``). Its return value is this process's response to a
+        :meth:`server_side_call`. One handler per event: a second replaces the first."""
+
+        def register(fn: H) -> H:
+            self._server_side[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    @on_loop
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` with ``args`` (JSON values and bytes) to the other processes of the app
+        (not this one), whose :meth:`on_server_side` handler runs; never waits. Without Redis, or
+        while it is unreachable, nobody hears it."""
+        self.adapter.publish("server_side", {"event": event, "args": _pack(list(args))})
+
+    async def server_side_call(self, event: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> ServerSideReply:
+        """:meth:`server_side_emit`, then wait up to ``timeout`` seconds for each other process's
+        response (its handler's return value). A process without a handler for ``event`` says so at
+        once and is not waited for; one whose handler fails counts as missing."""
+        answers, asked = await self.adapter.ask("server_side", {"event": event, "args": _pack(list(args))}, timeout)
+        responses: list[Any] = []
+        unhandled = 0
+        for answer in answers:
+            if "response" in answer:
+                try:
+                    responses.extend(_unpack(answer["response"])[:1])
+                except Exception:
+                    log.warning("server_side_call(%r): ignored a response that cannot be read: %r", event, answer)
+            elif "none" in answer:
+                unhandled += 1
+        return ServerSideReply(responses, asked - unhandled - len(responses))
+
+    def _serve(self, kind: str, message: dict[str, Any], reply: Callable[[dict[str, Any]], None] | None) -> None:
+        """Do what another process asked of this namespace's sockets here (through the adapter)."""
+        if kind == "broadcast_ack":
+            self._serve_broadcast_ack(message, reply)
+        elif kind == "fetch_sockets" and reply is not None:
+            targets = BroadcastOperator(self, frozenset(message["rooms"]), frozenset(message["exclude"])).socket_ids()
+            reply({"sockets": [self._describe(self.sockets[sid]) for sid in sorted(targets) if sid in self.sockets]})
+        elif kind == "sockets":
+            argument = message.get("dest") if message["op"] != "disconnect" else bool(message.get("close"))
+            self._sockets_do(message["op"], frozenset(message["rooms"]), frozenset(message["exclude"]), argument)
+        elif kind == "server_side":
+            handler = self._server_side.get(message["event"])
+            if handler is None:
+                if reply is not None:
+                    reply({"none": True})
+                return
+            self.server._spawn(self._run_server_side, handler, message, reply)
+        else:
+            log.debug("namespace %s: ignored a %r from another process", self.name, kind)
+
+    def _serve_broadcast_ack(self, message: dict[str, Any], reply: Callable[[dict[str, Any]], None] | None) -> None:
+        """Another process's broadcast with acks: send it to the targeted sockets here with an ack id of
+        this namespace, say which were reached, pass on each answer, and free it all at its timeout."""
+        if reply is None:
+            return
+
+        def pass_on(sid: str, args: list[Any] | None) -> None:
+            if args is None:
+                reply({"sid": sid, "gone": True})
+                return
+            try:
+                reply({"sid": sid, "args": _pack(args)})
+            except (TypeError, ValueError):
+                reply({"sid": sid, "gone": True})
+
+        gathering = _Gathering(pass_on)
+        targets = BroadcastOperator(self, frozenset(message["rooms"]), frozenset(message["exclude"])).socket_ids()
+        ack_id = self._send_with_acks(_unpack(message["data"]), targets, bool(message.get("volatile")), gathering)
+        reply({"reached": sorted(gathering.pending), "lost": sorted(gathering.lost)})
+        gathering.expect(0)
+        if gathering.pending:
+            timeout = message.get("timeout")
+            self.server._spawn(self._release_after, gathering, ack_id, math.inf if timeout is None else float(timeout))
+
+    async def _run_server_side(self, handler: Handler, message: dict[str, Any], reply: Callable[[dict[str, Any]], None] | None) -> None:
+        event = message["event"]
+        try:
+            result = await call(handler, *_unpack(message["args"]))
+        except Exception:
+            log.exception("server-side handler for %r of namespace %s failed", event, self.name)
+            if reply is not None:
+                reply({"failed": True})
+            return
+        if reply is None:
+            return
+        try:
+            response = _pack([result])
+        except (TypeError, ValueError):
+            log.exception("server-side handler for %r returned what JSON cannot hold", event)
+            reply({"failed": True})
+            return
+        reply({"response": response})
+
+    @staticmethod
+    def _describe(socket: Socket) -> dict[str, Any]:
+        """A socket as another process's :class:`RemoteSocket` is made from (its ``data`` as None when
+        JSON cannot hold it: one odd socket must not leave out the others)."""
+        try:
+            data = _pack([socket.data])
+        except (TypeError, ValueError) as error:
+            log.warning("fetch_sockets: the data of socket %s cannot be sent to another process: %s", socket.id, error)
+            data = _pack([None])
+        return {"id": socket.id, "handshake": socket.handshake.to_dict(), "rooms": sorted(socket.rooms), "data": data}
+
+    def _sockets_do(self, op: str, rooms: frozenset[str], exclude: frozenset[str], argument: Any) -> None:
+        """``join``, ``leave`` (rooms in ``argument``) or ``disconnect`` (``argument``: close) the
+        targeted sockets of this process."""
+        targets = [self.sockets[sid] for sid in BroadcastOperator(self, rooms, exclude).socket_ids() if sid in self.sockets]
+        for socket in targets:
+            if op == "join":
+                try:
+                    socket.join(argument)
+                except RoomLimitReached as error:
+                    log.warning("sockets_join(%r): skipped a socket: %s", argument, error)
+            elif op == "leave":
+                for room in argument:
+                    socket.leave(room)
+            elif op == "disconnect":
+                socket.disconnect(bool(argument))
+
+    def _send_with_acks(self, data: list[Any], sids: Iterable[str], volatile: bool, gathering: _Gathering) -> int:
+        """Send an EVENT with ``data`` and one fresh ack id (encoded once) to each of ``sids`` here; each
+        one reached waits in ``gathering``, each skipped is lost. Returns the ack id."""
+        ack_id = self._new_ack_id()
+        envelope = _envelope(sio.Packet(sio.PacketType.EVENT, self.name, data, id=ack_id), volatile=volatile)
+        for sid in sids:
+            socket = self.sockets.get(sid)
+            if socket is None:
+                continue
+            session = socket._connection.session
+            if socket.connected and (session.send_volatile(envelope) if volatile else session.send(envelope)):
+                socket._acks[ack_id] = _BroadcastAck(gathering, socket.id)
+                gathering.pending.add(socket.id)
+            else:
+                gathering.lost.add(socket.id)
+        return ack_id
+
+    def _release(self, gathering: _Gathering, ack_id: int) -> None:
+        """Free what the sockets still waiting hold for a broadcast with acks."""
+        for sid in gathering.pending:
+            member = self.sockets.get(sid)
+            if member is not None:
+                member._acks.pop(ack_id, None)
+
+    async def _release_after(self, gathering: _Gathering, ack_id: int, timeout: float) -> None:
+        try:
+            with trio.move_on_after(timeout):
+                await gathering.done.wait()
+        finally:
+            self._release(gathering, ack_id)
 
     def _deliver(self, sid: str, envelope: Envelope) -> None:
         socket = self.sockets.get(sid)
@@ -906,6 +1275,34 @@ class RealtimeServer:
     def to(self, rooms: RoomSpec) -> BroadcastOperator:
         return self.main.to(rooms)
 
+    def on_server_side(self, event: str, handler: H | None = None) -> Any:
+        """:meth:`Namespace.on_server_side` of the main namespace."""
+        return self.main.on_server_side(event, handler)
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """:meth:`Namespace.server_side_emit` of the main namespace: to the app's other processes."""
+        self.main.server_side_emit(event, *args)
+
+    async def server_side_call(self, event: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> ServerSideReply:
+        """:meth:`Namespace.server_side_call` of the main namespace."""
+        return await self.main.server_side_call(event, *args, timeout=timeout)
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """Every socket of the main namespace, in every process (``io.fetchSockets()``)."""
+        return await self.main.fetch_sockets()
+
+    def sockets_join(self, rooms: RoomSpec) -> None:
+        """Every socket of the main namespace, in every process, joins ``rooms``."""
+        self.main.sockets_join(rooms)
+
+    def sockets_leave(self, rooms: RoomSpec) -> None:
+        """Every socket of the main namespace, in every process, leaves ``rooms``."""
+        self.main.sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the main namespace, in every process."""
+        self.main.disconnect_sockets(close)
+
     in_ = to
 
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
@@ -926,6 +1323,7 @@ class RealtimeServer:
         self._adapter_factory = factory
         for namespace in self._namespaces.values():
             namespace.adapter = factory(namespace._deliver, namespace.name)
+            namespace.adapter.serve = namespace._serve
 
     def _memory_recovery(self, name: str) -> RecoveryStore:
         settings = self.settings

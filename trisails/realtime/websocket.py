@@ -22,6 +22,8 @@ __all__ = ["StreamWebSocket"]
 log = logging.getLogger("trisails.realtime")
 
 RECEIVE_SIZE = 65536
+#: A reader that never has to wait still lets the other tasks run after this many reads in a row.
+_YIELD_EVERY = 16
 CLOSE_TIMEOUT = 1.0
 
 
@@ -32,7 +34,7 @@ class StreamWebSocket:
     None when ``stream`` is not that socket's own (TLS), so that every write takes the awaited path.
     """
 
-    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "direct", "closed")
+    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "direct", "closed")
 
     def __init__(
         self, stream: trio.abc.Stream, request: rfc6455.UpgradeRequest, *, max_message_size: int, direct_fd: int | None
@@ -45,6 +47,8 @@ class StreamWebSocket:
         self._ws: rfc6455.ServerConnection | None = None
         self._max_message_size = max_message_size
         self._send_lock = trio.Lock()
+        self._drained = False  # the last read took less than it could: the kernel had nothing more
+        self._streak = 0  # reads in a row that did not have to wait (see _receive_chunk)
         self.direct = True
         """Whether ready-made frames are written as they are (False once permessage-deflate is on, so
         that messages are compressed)."""
@@ -113,10 +117,7 @@ class StreamWebSocket:
             if event is None:
                 if self.closed:
                     return None
-                try:
-                    chunk = await self._stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    chunk = b""
+                chunk = await self._receive_chunk()
                 if not chunk:
                     await self._abort()
                     return None
@@ -132,6 +133,44 @@ class StreamWebSocket:
                     await self._write(ws.send_close())
                 await self._abort()
                 return None
+
+    async def _receive_chunk(self) -> bytes | bytearray:
+        """The next bytes from the peer; empty once it has closed or broken the connection.
+
+        On a plain TCP socket this reads the descriptor itself rather than through trio's socket
+        wrapper, which makes every successful read a full trip through the scheduler. That trip is most
+        of what a small message costs to receive, so we take it only when there is nothing to read:
+        after a short read (the kernel had nothing more) we wait for readiness first, and a socket that
+        always has more to read still yields every ``_YIELD_EVERY`` reads so that it cannot starve the
+        others. Closing the stream wakes a waiting reader (trio's ``notify_closing``), which then sees
+        the end of input.
+        """
+        fd = self._fd
+        if fd is None:
+            try:
+                return await self._stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return b""
+        try:
+            if self._drained:
+                self._streak = 0
+                await trio.lowlevel.wait_readable(fd)
+            while True:
+                try:
+                    chunk = os.read(fd, RECEIVE_SIZE)
+                except BlockingIOError:
+                    self._streak = 0
+                    await trio.lowlevel.wait_readable(fd)
+                    continue
+                break
+        except (OSError, trio.ClosedResourceError):  # reset, or closed under us: the end of input
+            return b""
+        self._drained = len(chunk) < RECEIVE_SIZE
+        self._streak += 1
+        if self._streak >= _YIELD_EVERY:
+            self._streak = 0
+            await trio.lowlevel.checkpoint()
+        return chunk
 
     def _feed(self, data: bytes | bytearray) -> None:
         assert self._ws is not None
