@@ -35,8 +35,9 @@ def lobby_app(**sockets: Any) -> tuple[App, dict[str, Socket]]:
     return app, seen
 
 
-async def blip(app: App, socket: Socket) -> None:
+async def blip(app: App, socket: Socket, client: JsSocket) -> None:
     """The network under ``socket`` goes away for a moment: its transport closes on the server's side."""
+    client.discard("connect")  # the first connection's: the next one is the reconnection's
     socket._connection.session.close("transport close", flush=False)
     with trio.fail_after(SERVER_WAIT):
         while socket.connected:
@@ -57,7 +58,7 @@ async def test_socket_io_client_4_gets_back_its_id_rooms_data_and_the_broadcasts
         before = await client.next_event("news")
         assert before[0] == "before" and isinstance(before[1], str), before  # the offset, as Socket.IO sends it
 
-        await blip(app, socket)
+        await blip(app, socket, client)
         app.io.to("lobby").emit("news", "missed 1")
         app.io.to("elsewhere").emit("news", "not for ann")
         app.io.emit("news", "missed 2")
@@ -74,15 +75,16 @@ async def test_socket_io_client_4_gets_back_its_id_rooms_data_and_the_broadcasts
 
 
 async def test_a_client_that_comes_back_too_late_is_a_new_socket(js: JsDriver) -> None:
-    app, seen = lobby_app(recovery_max_disconnection=200)
+    app, seen = lobby_app(recovery_max_disconnection=100)
     async with lifted(app, js) as url:
-        client, socket = await joined(js, url, seen)
+        client = await connect_on(js, "v4", url, "websocket", options={"reconnectionDelay": 400, "randomizationFactor": 0})
+        assert await client.emit("join", "ann", ack=True) == ["joined"]
+        socket = seen[client.id]
         app.io.to("lobby").emit("news", "before")
         await client.next_event("news")
-        await client.disconnect()
-        await trio.sleep(0.4)
+        await blip(app, socket, client)  # lost, but it comes back only 400 ms later: its state was kept 100 ms
         app.io.to("lobby").emit("news", "missed")
-        await client.reconnect()
+        await client.next_event("connect", timeout=SERVER_WAIT)
         state = await client.engine_state()
         assert not state.recovered and state.socket_id != socket.id
         assert not seen[state.socket_id].recovered and seen[state.socket_id].rooms == {state.socket_id}
