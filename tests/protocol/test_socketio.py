@@ -10,12 +10,13 @@ import math
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trisails._errors import SocketIOError
-from trisails.protocol.socketio import Decoder, Packet, PacketType, encode, encode_str
+from trisails.protocol.socketio import Decoder, Packet, PacketType, _parse_plain_event, encode, encode_ack, encode_str
 
 CONNECT = PacketType.CONNECT
 DISCONNECT = PacketType.DISCONNECT
@@ -421,6 +422,32 @@ def test_packets_round_trip_through_encode_and_the_decoder(packet: Packet) -> No
 @given(_packets(json_values))
 def test_packets_without_binary_encode_to_one_string(packet: Packet) -> None:
     assert encode(packet) == [encode_str(packet)]
+
+
+@given(namespaces, st.integers(0, 2**53 - 1), st.lists(json_with_bytes, max_size=4))
+def test_an_ack_encodes_to_the_text_of_its_packet_or_to_none_with_binary(namespace: str, ack_id: int, args: list[Any]) -> None:
+    parts = encode(Packet(ACK, namespace, args, ack_id))
+    assert encode_ack(namespace, ack_id, args) == (parts[0] if len(parts) == 1 else None)
+
+
+_event_texts = st.text() | st.builds(
+    lambda digits, value: digits + orjson.dumps(value).decode(),
+    st.from_regex("[0-9]{0,18}", fullmatch=True),
+    st.lists(json_values, max_size=3) | json_values | st.tuples(event_names, json_values).map(list),
+)
+
+
+@given(_event_texts)
+def test_the_plain_event_shortcut_reads_what_the_general_parser_reads(rest: str) -> None:
+    message = "2" + rest
+    try:
+        shortcut = _parse_plain_event(message)
+    except SocketIOError:
+        with pytest.raises(SocketIOError):
+            Decoder()._parse(message)
+        return
+    if shortcut is not None:
+        assert Decoder()._parse(message) == (shortcut, 0)
 
 
 @given(st.text())

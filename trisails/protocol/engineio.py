@@ -530,7 +530,10 @@ class Envelope:
             return wire
         frames = self.frames(revision)
         if type(self._frames) is list:  # the same for both revisions
-            wire = self._wire = b"".join([_websocket_frame(f) for f in frames])
+            if len(frames) == 1:
+                wire = self._wire = _websocket_frame(frames[0])
+            else:
+                wire = self._wire = b"".join([_websocket_frame(f) for f in frames])
             return wire
         if wire is None:
             wire = self._wire = {}

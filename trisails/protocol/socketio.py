@@ -272,6 +272,16 @@ def encode(packet: Packet) -> list[str | bytes]:
     return [header, *attachments]
 
 
+def encode_ack(namespace: str, ack_id: int, args: list[Any]) -> str | None:
+    """The one text message of the ACK answering ``ack_id`` with ``args``, or None if they hold binary
+    data (then :func:`encode` an ACK :class:`Packet`). The same text as :func:`encode` makes, without
+    building a packet first: an answer to an event is the most common packet a server sends."""
+    payload, attachments = _to_json(args)
+    if attachments:
+        return None
+    return f"3{ack_id}{payload}" if namespace == "/" else f"3{namespace},{ack_id}{payload}"
+
+
 def encode_str(packet: Packet) -> str:
     """Encode a packet known to carry no binary data as its one text message.
 

@@ -173,9 +173,8 @@ class Ack:
         socket = self._socket
         if self.answered or not socket.connected:
             return
-        envelope = _envelope(sio.Packet(sio.PacketType.ACK, socket.namespace.name, list(args), id=self._id))
+        socket._send_ack(self._id, list(args))  # (arguments JSON cannot hold raise here, unanswered)
         self.answered = True
-        socket._connection.session.send(envelope)
 
     def __repr__(self) -> str:
         return f"<Ack {self._id} of socket {self._socket.id}{' answered' if self.answered else ''}>"
@@ -394,6 +393,13 @@ class Socket:
     def _send(self, packet: sio.Packet) -> None:
         self._connection.session.send(_envelope(packet))
 
+    def _send_ack(self, ack_id: int, args: list[Any]) -> None:
+        text = sio.encode_ack(self.namespace.name, ack_id, args)
+        if text is None:  # binary arguments: attachments follow
+            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, args, id=ack_id))
+        else:
+            self._connection.session.send(Envelope.message(text))
+
     def statistics(self) -> dict[str, Any]:
         """How this socket is doing: its transport, messages waiting for its writer, messages dropped."""
         session = self._connection.session
@@ -527,7 +533,7 @@ class Socket:
             self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True
         if ack_id is not None and not answers_itself and self.connected:
-            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
+            self._send_ack(ack_id, _ack_args(result))
         return True
 
     def _queue(self, entry: tuple[str, list[Any], int | None]) -> None:
@@ -592,7 +598,7 @@ class Socket:
             log.exception("handler on socket %s failed", self.id)
             return
         if ack_id is not None and self.connected:
-            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
+            self._send_ack(ack_id, _ack_args(result))
 
     async def _run_handler(self, event: str, args: list[Any], ack_id: int | None) -> None:
         try:
@@ -614,7 +620,7 @@ class Socket:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return
         if ack_id is not None and self.connected:
-            self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, _ack_args(result), id=ack_id))
+            self._send_ack(ack_id, _ack_args(result))
 
 
 @dataclass(frozen=True)
