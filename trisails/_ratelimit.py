@@ -15,6 +15,8 @@ class TokenBucket:
     ``burst`` at once, then waits for the bucket to refill.
     """
 
+    __slots__ = ("rate", "burst", "_clock", "_tokens", "_last")  # one per socket: kept small
+
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst

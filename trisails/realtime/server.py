@@ -272,7 +272,8 @@ class Socket:
         """How many times :meth:`join` or :meth:`leave` was called on this socket: compare it before and
         after some work to know whether that work changed the socket's rooms."""
         self._on_disconnect: list[Handler] = []
-        self._acks: dict[int, Waiter | _BroadcastAck] = {}  # ack ids come from the namespace's counter
+        # acks this socket owes the server, by id (from the namespace's counter); made at the first ask
+        self._acks: dict[int, Waiter | _BroadcastAck] | None = None
         # Events waiting for their handler, and whether the dispatcher task is running: it is started
         # when an event has to wait and ends DISPATCHER_LINGER s after the last, so an idle socket holds
         # no task.
@@ -377,7 +378,7 @@ class Socket:
         if not self.connected:
             raise DisconnectedError(f"socket {self.id} is not connected")
         ack_id = self.namespace._new_ack_id()
-        waiter = self._acks[ack_id] = Waiter()
+        waiter = self._owed()[ack_id] = Waiter()
         self._send(sio.Packet(sio.PacketType.EVENT, self.namespace.name, [event, *args], id=ack_id))
         try:
             with trio.fail_after(timeout if timeout is not None else float("inf")):
@@ -385,13 +386,18 @@ class Socket:
         except trio.TooSlowError:
             raise AckTimeout(f"no ack for {event!r} from socket {self.id} within {timeout} s") from None
         finally:
-            self._acks.pop(ack_id, None)
+            self._owed().pop(ack_id, None)
         if waiter.error is not None:
             raise waiter.error
         return waiter.args
 
     def _send(self, packet: sio.Packet) -> None:
         self._connection.session.send(_envelope(packet))
+
+    def _owed(self) -> dict[int, Waiter | _BroadcastAck]:
+        if self._acks is None:
+            self._acks = {}
+        return self._acks
 
     def _send_ack(self, ack_id: int, args: list[Any]) -> None:
         text = sio.encode_ack(self.namespace.name, ack_id, args)
@@ -472,9 +478,10 @@ class Socket:
         if store is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
             store.persist(SavedSession(self.id, self.pid, sorted(self.rooms), self.data))
         self.namespace._remove(self)
-        for waiter in self._acks.values():
-            waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
-        self._acks.clear()
+        if self._acks:
+            for waiter in self._acks.values():
+                waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
+            self._acks.clear()
         for handler in self._on_disconnect:
             self.namespace.server._spawn(self._run_disconnect_handler, handler, reason)
 
@@ -498,7 +505,7 @@ class Socket:
                 )
             self._queue((event, args, packet.id))
         elif kind in (sio.PacketType.ACK, sio.PacketType.BINARY_ACK):
-            waiter = self._acks.pop(packet.id, None) if packet.id is not None else None
+            waiter = self._acks.pop(packet.id, None) if self._acks and packet.id is not None else None
             if waiter is None:
                 log.debug("socket %s acked unknown id %s; ignored", self.id, packet.id)
                 return
@@ -1212,7 +1219,7 @@ class Namespace:
                 continue
             session = socket._connection.session
             if socket.connected and (session.send_volatile(envelope) if volatile else session.send(envelope)):
-                socket._acks[ack_id] = _BroadcastAck(gathering, socket.id)
+                socket._owed()[ack_id] = _BroadcastAck(gathering, socket.id)
                 gathering.pending.add(socket.id)
             else:
                 gathering.lost.add(socket.id)
@@ -1222,7 +1229,7 @@ class Namespace:
         """Free what the sockets still waiting hold for a broadcast with acks."""
         for sid in gathering.pending:
             member = self.sockets.get(sid)
-            if member is not None:
+            if member is not None and member._acks:
                 member._acks.pop(ack_id, None)
 
     async def _release_after(self, gathering: _Gathering, ack_id: int, timeout: float) -> None:
