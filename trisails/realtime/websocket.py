@@ -34,7 +34,7 @@ class StreamWebSocket:
     None when ``stream`` is not that socket's own (TLS), so that every write takes the awaited path.
     """
 
-    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "direct", "closed")
+    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "_unsent", "direct", "closed")
 
     def __init__(
         self, stream: trio.abc.Stream, request: rfc6455.UpgradeRequest, *, max_message_size: int, direct_fd: int | None
@@ -49,13 +49,20 @@ class StreamWebSocket:
         self._send_lock = trio.Lock()
         self._drained = False  # the last read took less than it could: the kernel had nothing more
         self._streak = 0  # reads in a row that did not have to wait (see _receive_chunk)
+        self._unsent = b""
+        """The 101 response, until the first write carries it (see :meth:`accept`)."""
         self.direct = True
         """Whether ready-made frames are written as they are (False once permessage-deflate is on, so
         that messages are compressed)."""
         self.closed = False
 
     async def accept(self, *, compression: bool) -> None:
-        """Answer the upgrade with 101, negotiating permessage-deflate only when ``compression`` is on."""
+        """Answer the upgrade with 101, negotiating permessage-deflate only when ``compression`` is on.
+
+        The response goes out with the first write (the Engine.IO open packet, a moment later), or
+        before the first wait for the client's frames, whichever comes first: one system call and no
+        task switch instead of two writes, and the client, which sends nothing before the 101, never
+        waits for it."""
         request = self._request
         assert request is not None
         self._request = None  # the handshake keeps what the app sees; an idle socket keeps no raw head
@@ -63,7 +70,7 @@ class StreamWebSocket:
         self.direct = deflate is None
         self._ws = rfc6455.ServerConnection(max_message_size=self._max_message_size, deflate=deflate)
         assert request.key is not None
-        await self._write(rfc6455.accept_response(request.key, deflate=deflate))
+        self._unsent = rfc6455.accept_response(request.key, deflate=deflate)
         if request.trailing:  # frames the client sent right behind its request head
             self._feed(request.trailing)
 
@@ -92,6 +99,17 @@ class StreamWebSocket:
         """
         if self.closed or self._fd is None or self._send_lock.locked():
             return 0
+        unsent = self._unsent
+        if unsent:  # the 101 first, in the same system call
+            try:
+                written = os.write(self._fd, unsent + data)
+            except OSError:
+                return 0
+            if written < len(unsent):
+                self._unsent = unsent[written:]
+                return 0
+            self._unsent = b""
+            return written - len(unsent)
         try:
             return os.write(self._fd, data)
         except OSError:  # would block, or broken: the awaited path deals with it
@@ -117,6 +135,8 @@ class StreamWebSocket:
             if event is None:
                 if self.closed:
                     return None
+                if self._unsent:  # nothing was written since the upgrade: the 101 goes out now
+                    await self._write(b"")
                 chunk = await self._receive_chunk()
                 if not chunk:
                     await self._abort()
@@ -215,6 +235,8 @@ class StreamWebSocket:
 
     # -------------------------------------------------------------------------------------- internals
     async def _write(self, data: bytes) -> None:
+        if self._unsent:
+            data, self._unsent = self._unsent + data, b""
         if not data or self.closed:
             return
         async with self._send_lock:
