@@ -368,7 +368,7 @@ class _Server:
             return
         self._open[address] = self._open.get(address, 0) + 1
         try:
-            await self._serve(stream)
+            await self._serve(stream, address)
         finally:
             left = self._open[address] - 1
             if left:
@@ -378,7 +378,7 @@ class _Server:
             if cap and left < cap:
                 self._refusing.discard(address)
 
-    async def _serve(self, raw: trio.SocketStream) -> None:
+    async def _serve(self, raw: trio.SocketStream, address: str) -> None:
         """Serve one connection: read its request head once (after the TLS handshake, with a
         certificate), then keep it (a websocket for the socket path) or hand it to hypercorn."""
         stream: trio.abc.Stream = raw
@@ -409,7 +409,7 @@ class _Server:
                 return
             held = [request]
             del request, data  # this task now serves the websocket for hours: it keeps no raw head
-            await self._websocket(stream, raw, held.pop())
+            await self._websocket(stream, raw, held.pop(), address)
         except Exception:
             log.exception("connection handler failed")
         finally:
@@ -417,7 +417,9 @@ class _Server:
             # descriptor goes back now; closing again is harmless
             await trio.aclose_forcefully(raw)
 
-    async def _websocket(self, stream: trio.abc.Stream, raw: trio.SocketStream, request: rfc6455.UpgradeRequest) -> None:
+    async def _websocket(
+        self, stream: trio.abc.Stream, raw: trio.SocketStream, request: rfc6455.UpgradeRequest, address: str
+    ) -> None:
         secure = stream is not raw
         # os.write to the descriptor would bypass TLS: over TLS every write takes the awaited path
         direct_fd = None if secure else raw.socket.fileno()
@@ -429,7 +431,7 @@ class _Server:
             return
         query = request.query
         parsed_query = dict(parse_qsl(query, keep_blank_values=True))
-        handshake = make_handshake(list(request.headers), parsed_query, request.path, query, _peer_address(raw), secure)
+        handshake = make_handshake(request.headers, parsed_query, request.path, query, address, secure)
         del request  # the websocket holds it until it has answered the upgrade, then lets it go
 
         async def accept() -> StreamWebSocket:

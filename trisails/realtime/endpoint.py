@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -346,7 +346,7 @@ _INTERN_UP_TO = 256
 
 
 def make_handshake(
-    raw_headers: list[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
+    raw_headers: Iterable[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
 ) -> Handshake:
     """The :class:`Handshake` of a request: every header (lower-case names, repeats joined with ", ")."""
     headers: dict[str, str] = {}
