@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -189,10 +190,25 @@ def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     return context
 
 
-async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEOUT) -> bytes:
+async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEOUT, fd: int = -1) -> bytes:
     """Read until the end of the request head, at most MAX_HEAD bytes (less if the peer stops or
-    ``timeout`` seconds pass)."""
+    ``timeout`` seconds pass).
+
+    ``fd`` is the descriptor of a plain TCP ``stream`` (not TLS): what the kernel holds already is read
+    from it directly, and a head that came whole (the usual case: clients send it as they connect) is
+    returned without a timer or a trip through the scheduler.
+    """
     data = b""
+    if fd >= 0:
+        try:
+            data = os.read(fd, MAX_HEAD)
+        except BlockingIOError:
+            pass
+        except OSError:  # reset already: nothing to serve
+            return b""
+        else:
+            if not data or b"\r\n\r\n" in data or len(data) >= MAX_HEAD:
+                return data
     with trio.move_on_after(timeout):
         while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
             chunk = await stream.receive_some(MAX_HEAD)
@@ -387,7 +403,7 @@ class _Server:
                 stream = trio.SSLStream(raw, self._ssl_context, server_side=True, https_compatible=True)
                 if not await _tls_handshake(stream, self._endpoint.handshake_timeout):
                     return
-            data = await _read_head(stream, self._endpoint.handshake_timeout)
+            data = await _read_head(stream, self._endpoint.handshake_timeout, raw.socket.fileno() if stream is raw else -1)
             try:
                 request = rfc6455.parse_upgrade_request(data, max_head=MAX_HEAD)
             except WebSocketError as error:
