@@ -77,9 +77,17 @@ class _Requests:
         self.app = app
         self.socket = socket
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst)
-        self.sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
+        self._sdk_ok: bool | None = None
         self._cookie: str | None = None
         self._cookie_settled = False
+
+    @property
+    def sdk_ok(self) -> bool:
+        """Whether the socket's SDK version speaks the Sails 1 request format: judged once, at its first
+        request (the handshake does not change), not for every socket that connects."""
+        if self._sdk_ok is None:
+            self._sdk_ok = virtual.sdk_version_ok(_sdk_version(self.socket))
+        return self._sdk_ok
 
     @property
     def cookie(self) -> str | None:
