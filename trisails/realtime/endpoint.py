@@ -343,6 +343,10 @@ class EngineIOEndpoint:
 _UNIQUE_HEADERS = frozenset({"sec-websocket-key", "cookie", "authorization", "x-forwarded-for"})
 #: Longer header values are kept as they are.
 _INTERN_UP_TO = 256
+#: Header names as the handshake keeps them, by their bytes on the wire: every client sends the same
+#: few, so each is decoded once (the first few hundred distinct names, whatever clients send).
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT = 512
 
 
 def make_handshake(
@@ -354,7 +358,11 @@ def make_handshake(
         # An idle connection keeps its handshake for hours, and most of it is the same for every
         # client (names, Host, Origin, User-Agent...): interned, those strings are shared rather than
         # copied per connection. Per-connection values (the websocket key, cookies) are not worth it.
-        name = sys.intern(key.decode("latin-1").lower())
+        name = _NAMES.get(key)
+        if name is None:
+            name = sys.intern(key.decode("latin-1").lower())
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[key] = name
         text = value.decode("latin-1")
         if name not in _UNIQUE_HEADERS and len(text) <= _INTERN_UP_TO:
             text = sys.intern(text)
