@@ -481,26 +481,106 @@ async def _accept_loop(
     loop logs a traceback ten times a second), and once more when it accepts again.
     """
     async with listener:  # closed however the loop ends, a crash of the app included
-        backoff = 0.0
+        direct = _DirectAccept.of(listener)
+        accept: Callable[[], Awaitable[Any]] = listener.accept if direct is None else direct.accept
+        try:
+            await _accept_each(accept, handler, nursery)
+        finally:
+            if direct is not None:
+                direct.close()
+
+
+async def _accept_each(
+    accept: Callable[[], Awaitable[Any]], handler: Callable[[Any], Awaitable[None]], nursery: trio.Nursery
+) -> None:
+    """The accept loop itself (see :func:`_accept_loop`)."""
+    backoff = 0.0
+    while True:
+        try:
+            stream = await accept()
+        except OSError as error:
+            if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+                raise
+            if not backoff:
+                log.warning(
+                    "cannot accept connections: %s; the open ones are still served, new ones wait until "
+                    "some close (raise the limit of open files, ulimit -n, or lower http.max_connections_per_ip)",
+                    error.strerror or error,
+                )
+            backoff = min(max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
+            await trio.sleep(backoff)
+            continue
+        if backoff:
+            log.warning("accepting connections again")
+            backoff = 0.0
+        nursery.start_soon(handler, stream)
+
+
+#: What ``accept`` may fail with because of the one connection it was taking (gone before it was
+#: accepted, and the like): the next one is accepted as usual (trio's list).
+_IGNORABLE_ACCEPT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EPERM", "ECONNABORTED", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET", "EHOSTUNREACH",
+        "EOPNOTSUPP", "ENETUNREACH", "ENOSR", "ESOCKTNOSUPPORT", "EPROTONOSUPPORT", "ETIMEDOUT", "ECONNRESET",
+    )
+    if hasattr(errno, name)
+)
+
+
+class _DirectAccept:
+    """Accepting from a TCP listener's descriptor directly: a connection the kernel holds already is
+    taken without a trip through the scheduler (trio's ``accept`` makes one per connection, and
+    registers the listener with epoll again each time); the loop waits only when none is pending, and
+    lets the other tasks run after every ``_YIELD_EVERY`` connections taken in a row.
+
+    It accepts on a duplicate of the listener's descriptor (the same listening socket), closed when the
+    loop ends, so the listener itself is closed as it always was.
+    """
+
+    _YIELD_EVERY = 16
+
+    def __init__(self, listening: socket.socket) -> None:
+        self._socket = listening
+        self._streak = 0
+
+    @classmethod
+    def of(cls, listener: trio.abc.Listener[Any]) -> _DirectAccept | None:
+        """One for ``listener`` if it is a trio TCP listener with a descriptor, else None."""
+        if type(listener) is not trio.SocketListener:
+            return None
+        fd = listener.socket.fileno()
+        if fd < 0:
+            return None
+        listening = socket.socket(fileno=os.dup(fd))
+        listening.setblocking(False)
+        return cls(listening)
+
+    async def accept(self) -> trio.SocketStream:
         while True:
             try:
-                stream = await listener.accept()
-            except OSError as error:
-                if error.errno not in ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                if not backoff:
-                    log.warning(
-                        "cannot accept connections: %s; the open ones are still served, new ones wait until "
-                        "some close (raise the limit of open files, ulimit -n, or lower http.max_connections_per_ip)",
-                        error.strerror or error,
-                    )
-                backoff = min(max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
-                await trio.sleep(backoff)
+                sock, _ = self._socket.accept()
+            except BlockingIOError:
+                self._streak = 0
+                await trio.lowlevel.wait_readable(self._socket)
                 continue
-            if backoff:
-                log.warning("accepting connections again")
-                backoff = 0.0
-            nursery.start_soon(handler, stream)
+            except OSError as error:
+                if error.errno in _IGNORABLE_ACCEPT_ERRNOS:
+                    continue
+                raise
+            self._streak += 1
+            if self._streak >= self._YIELD_EVERY:
+                self._streak = 0
+                try:
+                    await trio.lowlevel.checkpoint()
+                except BaseException:
+                    sock.close()
+                    raise
+            return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self._socket)
+        self._socket.close()
 
 
 async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream], timeout: float) -> bool:
