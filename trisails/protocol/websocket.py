@@ -55,7 +55,6 @@ when new data arrives, never per frame.
 from __future__ import annotations
 
 import base64
-import binascii
 import codecs
 import dataclasses
 import enum
@@ -131,6 +130,9 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 _HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
+#: A ``Sec-WebSocket-Key``: 16 bytes in base64 are 22 characters of its alphabet and ``==`` (what
+#: ``base64.b64decode(key, validate=True)`` decodes to 16 bytes, and nothing else).
+_KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")
 #: A block of header lines, each ``name: value`` and its CRLF: a token, a colon, then no control
 #: character but tab (so no CR or LF inside a line, and no obsolete line folding).
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
@@ -399,11 +401,7 @@ def _upgrade_problem(method: bytes, version: tuple[int, int], headers: dict[byte
     if headers.get(b"sec-websocket-version") != b"13":
         return WebSocketError("unsupported websocket version (this server speaks 13)", status=426)
     key = headers.get(b"sec-websocket-key")
-    try:
-        valid_key = key is not None and len(base64.b64decode(key, validate=True)) == 16
-    except (binascii.Error, ValueError):
-        valid_key = False
-    if not valid_key:
+    if key is None or _KEY.fullmatch(key) is None:
         return WebSocketError("Sec-WebSocket-Key must be 16 bytes in base64")
     return None
 
