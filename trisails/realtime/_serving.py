@@ -446,7 +446,7 @@ class _Server:
             await websocket.refuse(400, b"Bad request")  # 400 for every malformed upgrade, as engine.io's ws
             return
         query = request.query
-        parsed_query = dict(parse_qsl(query, keep_blank_values=True))
+        parsed_query = _parse_query(query)
         handshake = make_handshake(request.headers, parsed_query, request.path, query, address, secure)
         del request  # the websocket holds it until it has answered the upgrade, then lets it go
 
@@ -459,6 +459,19 @@ class _Server:
         finally:
             with trio.CancelScope(shield=True):
                 await websocket.close(1000)  # does nothing if the session closed it with its own code
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """``dict(parse_qsl(query, keep_blank_values=True))``, without parse_qsl's unquoting when there is
+    nothing to unquote (a client's usual ``EIO=4&transport=websocket``): a third of the time."""
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    parsed = {}
+    for item in query.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            parsed[name] = value
+    return parsed
 
 
 def _peer_address(stream: trio.SocketStream) -> str:
