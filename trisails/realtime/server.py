@@ -52,6 +52,7 @@ from ..protocol import socketio as sio
 from ..protocol.socketio_connection import ConnectRequest, SocketIOConnection
 from ..protocol.engineio import Envelope
 from .connection import Connection, new_id
+from .recovery import RECOVERABLE_REASONS, MemoryRecovery, RecoveryStore, Restored, SavedSession
 from .rooms import Adapter, MemoryAdapter
 
 if TYPE_CHECKING:
@@ -230,6 +231,8 @@ class Socket:
         "handshake",
         "data",
         "connected",
+        "recovered",
+        "pid",
         "room_changes",
         "_connection",
         "_events",
@@ -253,6 +256,10 @@ class Socket:
         self.data: dict[str, Any] = {}
         """Free for the application: anything it wants to remember about this socket."""
         self.connected = False
+        self.recovered = False
+        """Whether this socket came back from a lost connection with its id, rooms and ``data`` (and got
+        the broadcasts it missed): see the ``sockets.recovery`` setting."""
+        self.pid: str | None = None  # the private session id of recovery (None: no recovery)
         self._connection = connection
         self._events: dict[str, Handler] = {}
         self._async_events: set[str] | None = None  # events whose handler is async (never run inline)
@@ -455,6 +462,9 @@ class Socket:
         self.connected = False
         self._inbox = None
         self._connection.forget(self)
+        store = self.namespace.recovery
+        if store is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            store.persist(SavedSession(self.id, self.pid, sorted(self.rooms), self.data))
         self.namespace._remove(self)
         for waiter in self._acks.values():
             waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
@@ -824,7 +834,7 @@ class BroadcastOperator:
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         packet = sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args])
-        return self._namespace.adapter.broadcast(_envelope(packet, volatile=self._volatile), self._rooms, self._exclude)
+        return self._namespace._broadcast(packet, self._rooms, self._exclude, self._volatile)
 
     def socket_ids(self) -> set[str]:
         """Ids of the sockets this broadcast would reach."""
@@ -964,6 +974,7 @@ class Namespace:
         self.name = name
         self.sockets: dict[str, Socket] = {}
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
+        self._recovery: RecoveryStore | None = None
         self.adapter.serve = self._serve
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
@@ -1021,6 +1032,25 @@ class Namespace:
 
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
         return BroadcastOperator(self, frozenset(), _room_set(rooms))
+
+    @property
+    def recovery(self) -> RecoveryStore | None:
+        """Where lost sockets' state and recent broadcasts are kept (None: ``sockets.recovery`` is off);
+        made on first use, so the setting may change until the app lifts."""
+        if self._recovery is None and self.server.settings.recovery:
+            self._recovery = self.server._recovery_factory(self.name)
+        return self._recovery
+
+    def _broadcast(self, packet: sio.Packet, rooms: frozenset[str], exclude: frozenset[str], volatile: bool) -> int:
+        """Hand ``packet`` to the adapter, encoded once; with recovery on, a broadcast that is not
+        volatile gets an offset as its last argument and is kept for sockets that miss it."""
+        store = self.recovery
+        if store is None or volatile or packet.id is not None:
+            return self.adapter.broadcast(_envelope(packet, volatile=volatile), rooms, exclude)
+        offset = store.new_offset()
+        envelope = _envelope(sio.Packet(packet.type, packet.namespace, [*packet.data, offset]))
+        store.record(offset, envelope, rooms, exclude)
+        return self.adapter.broadcast(envelope, rooms, exclude)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         """Every socket of the namespace, in every process (:meth:`BroadcastOperator.fetch_sockets`)."""
@@ -1225,6 +1255,7 @@ class RealtimeServer:
     ) -> None:
         self.settings = settings
         self._adapter_factory = adapter_factory
+        self._recovery_factory: Callable[[str], RecoveryStore] = self._memory_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._nursery: trio.Nursery | None = None
         self.of("/")
@@ -1318,6 +1349,19 @@ class RealtimeServer:
             namespace.adapter = factory(namespace._deliver, namespace.name)
             namespace.adapter.serve = namespace._serve
 
+    def _memory_recovery(self, name: str) -> RecoveryStore:
+        settings = self.settings
+        return MemoryRecovery(settings.recovery_max_disconnection / 1000, settings.recovery_max_packets)
+
+    def use_recovery(self, factory: Callable[[str], RecoveryStore]) -> None:
+        """Keep recovery state in stores made by ``factory(namespace_name)`` (Redis) for every namespace
+        (used when ``sockets.recovery`` is on); only before any socket connects."""
+        if any(ns.sockets for ns in self._namespaces.values()):
+            raise RuntimeError("change the recovery store before sockets connect")
+        self._recovery_factory = factory
+        for namespace in self._namespaces.values():
+            namespace._recovery = None  # made again, by the factory, on first use
+
     def bind(self, nursery: trio.Nursery) -> None:
         """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
         self._nursery = nursery
@@ -1347,6 +1391,7 @@ class _Connection:
             connect_timeout=settings.connect_timeout / 1000,
             max_attachments=settings.max_attachments,
             max_payload=settings.max_payload,
+            recovery=settings.recovery,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
         self._lingering: set[Socket] | None = None  # sockets whose dispatcher waits for more events
@@ -1420,10 +1465,23 @@ class _Connection:
         if namespace is None:
             self._send(self.state.no_such_namespace(name))
             return
-        socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+        store = namespace.recovery if self.session.revision == 4 else None
+        restored: Restored | None = None
+        if store is not None and request.recovery is not None:
+            restored = await store.restore(*request.recovery)
+            if restored is not None and (restored.session.sid in namespace.sockets or self.session.closed):
+                restored = None  # (a client cannot be connected twice as one socket)
+        if restored is not None:
+            socket = Socket(namespace, self, restored.session.sid, self._handshake(request.auth))
+            socket.pid, socket.data, socket.recovered = restored.session.pid, restored.session.data, True
+        else:
+            socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+            if store is not None:
+                socket.pid = new_id()
         try:
-            for middleware in namespace._middleware:
-                await call(middleware, socket)
+            if restored is None or not self.server.settings.recovery_skip_middlewares:
+                for middleware in namespace._middleware:
+                    await call(middleware, socket)
         except ConnectionRefused as refusal:
             self._send(self.state.refuse(name, refusal.message, refusal.data))
             return
@@ -1436,7 +1494,11 @@ class _Connection:
         socket.connected = True
         self.sockets[name] = socket
         namespace._add(socket)
-        self._send(self.state.accept(name, socket.id))
+        if restored is not None:
+            namespace.adapter.add_all(socket.id, restored.session.rooms)
+            for envelope in restored.missed:  # before the CONNECT answer, as socket.io sends them
+                self.session.send(envelope)
+        self._send(self.state.accept(name, socket.id, socket.pid))
         for handler in namespace._on_connection:
             try:
                 await call(handler, socket)
