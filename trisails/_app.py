@@ -38,6 +38,7 @@ from ._current import current_app
 from .realtime import _serving
 from .realtime.cluster import RedisAdapter, RedisBus, route
 from .realtime.presence import Presence
+from .realtime.recovery import RedisRecovery
 from .web.redis_sessions import RedisStore
 from .protocol.engine_session import CLOSE_TIMEOUT
 from .realtime.endpoint import EngineIOEndpoint
@@ -484,6 +485,10 @@ class App:
             return adapters[name]
 
         self.io.use_adapter(make)
+        sockets = self.settings.sockets
+        self.io.use_recovery(
+            lambda name: RedisRecovery(bus, name, sockets.recovery_max_disconnection / 1000, sockets.recovery_max_packets)
+        )
         adapters["/"].apply = self.sockets._apply
         route(bus, adapters.get)
         if not Sessions(self.settings.session).has_secret:

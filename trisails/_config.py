@@ -127,6 +127,21 @@ class SocketSettings:
     their Engine.IO sid, so that a socket id the app shares (a broadcast, a list of who is here) does
     not name the session. Off by default for compatibility: those clients show ``socket.id`` = the sid,
     so with it on the id the client sees differs from ``socket.id`` on the server."""
+    recovery: bool = False
+    """Connection state recovery, as Socket.IO 4.6+ does it (its ``connectionStateRecovery``; off by
+    default, as there): a socket.io-client 4 (or trisails client) whose connection is lost comes back as
+    the same socket, with its id, rooms and ``data``, and gets the broadcasts it missed, in order
+    (``socket.recovered`` is True). Each broadcast then carries an offset as its last argument. Engine.IO
+    revision-3 clients (sails.io.js 1.2.1, socket.io-client 2) cannot recover. See docs/howto/recovery.md."""
+    recovery_max_disconnection: int = 120_000
+    """Milliseconds a lost socket's state, and each broadcast, is kept for it to recover (Socket.IO's
+    ``maxDisconnectionDuration``, 2 minutes)."""
+    recovery_skip_middlewares: bool = True
+    """Whether a recovered socket connects without running the namespace's middleware again (Socket.IO's
+    ``skipMiddlewares``); its connection handlers always run."""
+    recovery_max_packets: int = 10_000
+    """Broadcasts kept per namespace for recovery at most (the oldest go first); a socket whose last
+    broadcast is no longer kept gets a fresh session. In Redis, the stream's approximate ``MAXLEN``."""
     redis_url: str = ""
     """Run as one of several processes sharing rooms, broadcasts and sessions through Redis
     (``redis://127.0.0.1:6379/0``); empty (the default) keeps everything in this process. The CLI's
@@ -149,7 +164,8 @@ class SocketSettings:
         for name in (
             "ping_interval", "ping_timeout", "connect_timeout", "upgrade_timeout", "max_payload", "handshake_timeout",
             "request_rate", "request_burst", "max_connections", "max_rooms_per_socket", "presence_ttl",
-            "max_presences_per_socket", "max_presence_meta_size", "max_attachments",
+            "max_presences_per_socket", "max_presence_meta_size", "max_attachments", "recovery_max_disconnection",
+            "recovery_max_packets",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"sockets.{name} must be positive, got {getattr(self, name)!r}")

@@ -38,8 +38,9 @@
  *               (with details.jwr). callback=false sends the request without a callback and replies at once.
  *   disconnect  {name}  closes the client socket; replies {reason} after the engine is closed.
  *   reconnect   {name, wait=true, timeout=ms?}  socket.connect() (v2/v4) or sails socket.reconnect().
- *   engine_state {name}  → {transport, socket_id, sid, connected, readyState}: the engine's transport name
- *               ("websocket" | "polling"), socket.id, the Engine.IO session id and readyState.
+ *   engine_state {name}  → {transport, socket_id, sid, connected, readyState, recovered}: the engine's transport
+ *               name ("websocket" | "polling"), socket.id, the Engine.IO session id, readyState, and (v4)
+ *               socket.recovered, whether the last (re)connection recovered the socket's state.
  *   list        → {sockets: [{name, kind, connected}]}
  *   quit        closes every socket, replies, and exits 0. EOF on stdin does the same.
  *
@@ -579,6 +580,7 @@ ops.engine_state = async (cmd) => {
     sid: engine ? engine.id || null : null,
     connected: client.connected(),
     readyState: engine ? engine.readyState : null,
+    recovered: !!(client.raw && client.raw.recovered),
   };
 };
 

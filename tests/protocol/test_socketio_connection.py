@@ -142,16 +142,22 @@ def test_binary_attachments_complete_the_packet_they_follow() -> None:
 
 
 MESSAGES = st.one_of(
-    st.sampled_from(["0", "0/admin", "1", "1/admin", '2["e",1]', '2/admin,["e"]', "30[]", '4{"m":1}', "0[1]", "9", ""]),
+    st.sampled_from(['0{"pid":"p","offset":"o"}', '0{"pid":1}', "0", "0/admin", "1", "1/admin", '2["e",1]', '2/admin,["e"]', "30[]", '4{"m":1}', "0[1]", "9", ""]),
     st.text(max_size=20),
     st.binary(max_size=8),
 )
 
 
-@given(st.sampled_from([3, 4]), st.lists(st.tuples(MESSAGES, st.sampled_from(["accept", "refuse", "ready", "none"])), max_size=30))
+@given(
+    st.sampled_from([3, 4]),
+    st.lists(st.tuples(MESSAGES, st.sampled_from(["accept", "refuse", "ready", "none"])), max_size=30),
+    st.booleans(),
+)
 @settings(max_examples=300, deadline=None)
-def test_any_stream_of_messages_raises_only_the_protocol_error(revision: int, steps: list[tuple[str | bytes, str]]) -> None:
-    sio = connection(revision)
+def test_any_stream_of_messages_raises_only_the_protocol_error(
+    revision: int, steps: list[tuple[str | bytes, str]], recovery: bool
+) -> None:
+    sio = SocketIOConnection(revision, now=0.0, connect_timeout=45.0, recovery=recovery)
     request = sio.opened()
     for message, decision in steps:
         try:
@@ -168,3 +174,71 @@ def test_any_stream_of_messages_raises_only_the_protocol_error(revision: int, st
                 request = None
             elif decision == "ready":
                 assert all(isinstance(packet, Packet) for packet in sio.ready(request.namespace))
+
+
+# ------------------------------------------------------------------------ connection state recovery
+
+
+def recovering(revision: int = 4) -> SocketIOConnection:
+    return SocketIOConnection(revision, now=0.0, connect_timeout=45.0, recovery=True)
+
+
+def test_with_recovery_the_connect_answer_carries_the_private_session_id() -> None:
+    sio = recovering()
+    assert sio.receive("0") == ConnectRequest("/", {})
+    assert sio.accept("/", "abc123", "secret-pid") == Packet(PacketType.CONNECT, "/", {"sid": "abc123", "pid": "secret-pid"})
+    assert sio.state("/") is NamespaceState.CONNECTING
+
+
+def test_a_returning_client_asks_to_recover_with_its_pid_and_offset_which_are_not_auth() -> None:
+    sio = recovering()
+    request = sio.receive('0/chat,{"token":"t","pid":"p1","offset":"o7"}')
+    assert request == ConnectRequest("/chat", {"token": "t"}, ("p1", "o7"))
+
+
+def test_a_pid_without_a_string_offset_is_no_recovery_and_still_not_auth() -> None:
+    sio = recovering()
+    # socket.io-client sends {"pid"} alone when no broadcast reached it before it lost the connection
+    assert sio.receive('0{"pid":"p1"}') == ConnectRequest("/", {})
+    assert sio.receive('0/a,{"pid":1,"offset":["x"]}') == ConnectRequest("/a", {})
+
+
+def test_without_recovery_pid_and_offset_are_ordinary_auth() -> None:
+    sio = connection(4)
+    assert sio.receive('0{"pid":"p1","offset":"o7"}') == ConnectRequest("/", {"pid": "p1", "offset": "o7"})
+    assert sio.accept("/", "abc", None) == Packet(PacketType.CONNECT, "/", {"sid": "abc"})
+
+
+def test_revision_3_clients_have_no_recovery() -> None:
+    sio = recovering(3)
+    assert sio.receive("0/admin?pid=p&offset=o") == ConnectRequest("/admin", {"pid": "p", "offset": "o"})
+    assert sio.accept("/admin", "sid", "pid") == Packet(PacketType.CONNECT, "/admin")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3), max_leaves=5
+)
+
+
+@given(st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=4), JSON_VALUES, JSON_VALUES)
+@settings(max_examples=200, deadline=None)
+def test_recovery_data_is_taken_out_of_any_auth_and_only_strings_recover(auth: dict[str, object], pid: object, offset: object) -> None:
+    import orjson
+
+    sio = recovering()
+    request = sio.receive("0" + orjson.dumps({**auth, "pid": pid, "offset": offset}).decode())
+    assert isinstance(request, ConnectRequest)
+    assert request.auth == {k: v for k, v in auth.items() if k not in ("pid", "offset")}
+    expected = (pid, offset) if isinstance(pid, str) and isinstance(offset, str) else None
+    assert request.recovery == expected
+
+
+def test_the_offsets_a_trisails_server_makes_have_the_shape_its_clients_recognise() -> None:
+    from trisails.protocol.socketio_connection import OFFSET
+    from trisails.realtime.recovery import MemoryRecovery
+
+    store = MemoryRecovery(60.0, 10, clock=lambda: 0.0)
+    assert OFFSET.fullmatch(store.new_offset())
+    assert OFFSET.fullmatch("1733601234567-42-" + "a" * 20)
+    for not_one in ("a-string-1", "hello", "", "1733601234567-0"):
+        assert not OFFSET.fullmatch(not_one)

@@ -10,6 +10,7 @@ import trio.testing
 from tests.support import memory
 from tests.support.raw import RawWebSocket, raw_websocket
 from trisails import AckTimeout, App, DisconnectedError, Settings, Socket, SocketSettings
+from trisails.realtime.server import DISPATCHER_LINGER
 from trisails.testing import serve_in_memory
 
 
@@ -283,3 +284,45 @@ async def test_events_are_handled_one_at_a_time_in_arrival_order(autojump_clock:
         await ws.aclose()
     assert [n for n, _ in seen] == list(range(30))
     assert seen[-1][1] - sent == pytest.approx(6.0)  # one after the other: 10 * (0.3 + 0.2 + 0.1) seconds
+
+
+def _dispatcher_tasks() -> int:
+    """How many socket dispatcher tasks are running, anywhere in this trio run."""
+    count = 0
+    tasks = [trio.lowlevel.current_root_task()]
+    while tasks:
+        task = tasks.pop()
+        if task is None:
+            continue
+        count += task.name.endswith("Socket._dispatch")
+        tasks.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return count
+
+
+async def test_a_busy_socket_keeps_one_dispatcher_which_ends_a_linger_after_its_last_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = App()
+
+    @app.io.on("connection")
+    def register(socket: Socket) -> None:
+        @socket.on("work")
+        async def work(n: int) -> int:
+            await trio.sleep(0)
+            return n
+
+    async with serve_in_memory(app) as server:
+        ws = await server.websocket()
+        await memory.connect_v4(ws)
+        assert _dispatcher_tasks() == 0  # nothing waited yet: no task
+        for n in range(3):
+            await ws.send(f'42{n}["work",{n}]')
+            assert await ws.receive() == f"43{n}[{n}]"
+            assert _dispatcher_tasks() == 1  # the same one, lingering between events
+            await trio.sleep(DISPATCHER_LINGER - 0.1)
+        assert _dispatcher_tasks() == 1
+        await trio.sleep(0.2)  # a linger after the last event
+        assert _dispatcher_tasks() == 0
+        await ws.send('425["work",5]')  # and a new one starts for the next
+        assert await ws.receive() == "435[5]"
+        await ws.aclose()

@@ -206,6 +206,7 @@ class EngineState:
     sid: str | None  # the Engine.IO session id
     connected: bool
     ready_state: str | None  # engine readyState: "opening" | "open" | "closing" | "closed"
+    recovered: bool = False  # socket.recovered (socket.io-client 4): the last connection recovered its state
 
 
 def to_js(value: Any) -> Any:
@@ -474,6 +475,7 @@ class JsSocket:
             sid=reply.get("sid"),
             connected=bool(reply.get("connected")),
             ready_state=reply.get("readyState"),
+            recovered=bool(reply.get("recovered")),
         )
 
     async def wait_for_transport(self, transport: str, *, timeout: float | None = None) -> EngineState:

@@ -55,6 +55,7 @@ import trio_websocket
 
 from .._errors import AckTimeout, DisconnectedError
 from ..protocol import socketio as sio
+from ..protocol.socketio_connection import OFFSET
 from .._concurrency import Waiter
 from ._connection import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, AckWaiter, Connection, Outgoing, Target, frames_of
 from ._errors import ConnectError
@@ -70,7 +71,7 @@ Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 
 #: Events the client raises itself; one from the server with such a name is dropped, not delivered.
-LIFECYCLE_EVENTS: Final = frozenset({"connect", "disconnect", "reconnect"})
+LIFECYCLE_EVENTS: Final = frozenset({"connect", "disconnect", "reconnect", "rejoin"})
 #: Names an application may not emit: ours, and those a Socket.IO server keeps for itself and ignores.
 RESERVED_EVENTS: Final = LIFECYCLE_EVENTS | {"connect_error", "disconnecting", "newListener", "removeListener"}
 #: Disconnect reasons after which reconnecting would be wrong: the server or the application said so.
@@ -178,6 +179,9 @@ class Client:
         self._events_over = False  # the dispatcher delivered the last event it will ever get
         self._block_started = trio.Event()  # events wait for it, so handlers registered first see them all
         self._presences: dict[str, Presence] = {}  # room -> its synced presence
+        self._pid: str | None = None  # connection state recovery: the server's private session id
+        self._offset: str | None = None  # the offset of the last broadcast received
+        self._recovered = False
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed" if self.closed else "connecting"
@@ -188,6 +192,14 @@ class Client:
     def id(self) -> str | None:
         """The socket id the server gave this connection; ``None`` while not connected."""
         return self._ready.sid if self._ready is not None else None
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the last (re)connection recovered the server-side socket (a server with
+        ``sockets.recovery``): same id, rooms and ``data``, and the broadcasts missed meanwhile were
+        delivered. False after a reconnection that got a new socket (its rooms were joined again by
+        repeating requests: see ``rejoin``)."""
+        return self._recovered
 
     @property
     def connected(self) -> bool:
@@ -308,7 +320,10 @@ class Client:
 
         Lifecycle events: ``connect()`` on every (re)connection, ``disconnect(reason)`` when a
         connection is lost (``"transport close"``, ``"ping timeout"``, ``"io server disconnect"``, ...),
-        ``reconnect(attempts)`` after a connection that replaced a lost one.
+        ``reconnect(attempts)`` after a connection that replaced a lost one (:attr:`recovered` says
+        whether it is the same server socket), and, after a reconnection that was not recovered,
+        ``rejoin(body, jwr, method, url)`` with the fresh answer of each request repeated to join its
+        rooms again, so the application can refresh what it shows.
 
         No event is delivered before the ``async with`` block starts: handlers registered at its top,
         before its first ``await``, see every event from the first ``connect`` on (with ``wait=True``
@@ -407,6 +422,8 @@ class Client:
         if event in LIFECYCLE_EVENTS:
             log.debug("dropping a server event named %r, which is a client lifecycle event", event)
             return
+        if connection.pid is not None and args and isinstance(args[-1], str) and OFFSET.fullmatch(args[-1]):
+            self._offset = args.pop()  # a broadcast's recovery offset: remembered, not the handlers' business
         await self._inbox_in.send(_Incoming(event, args, ack_id, connection))
 
     async def _lifecycle(self, event: str, *args: Any) -> None:
@@ -535,13 +552,21 @@ class Client:
             nursery.start_soon(connection.read)
             await connection.opened.wait()
             nursery.start_soon(connection.watch)
-            connect = sio.Packet(sio.PacketType.CONNECT, options.namespace, options.auth)
+            auth = options.auth
+            if self._pid is not None:  # ask to recover the socket we had (auth keys win, as in socket.io-client)
+                recovery = {"pid": self._pid} if self._offset is None else {"pid": self._pid, "offset": self._offset}
+                auth = {**recovery, **(auth or {})}
+            connect = sio.Packet(sio.PacketType.CONNECT, options.namespace, auth)
             await connection.send(frames_of(connect))
             await connection.namespace_connected.wait()
 
     async def _namespace_connected(self, connection: Connection) -> None:
         """Called by the reader on CONNECT, so ``connect`` is dispatched before the events that follow it."""
         self._ready = connection
+        self._recovered = connection.pid is not None and connection.pid == self._pid
+        self._pid = connection.pid
+        if not self._recovered:
+            self._offset = None
         reconnected = self._ever_connected
         self._ever_connected = True
         if not self._first_attempt.is_set():
@@ -554,8 +579,8 @@ class Client:
 
     async def _repeat_rejoins(self, connection: Connection) -> None:
         """Send the remembered room-joining requests again and wait for their answers (bounded)."""
-        if not self._rejoins:
-            return
+        if not self._rejoins or self._recovered:
+            return  # (a recovered socket is still in its rooms)
         pending: list[tuple[Rejoin, AckWaiter]] = []
         frames: list[str | bytes] = []
         for rejoin in list(self._rejoins.values()):
@@ -572,6 +597,7 @@ class Client:
                 if waiter.error is not None:
                     continue
                 answer = JWR.from_ack(waiter.args)
+                await self._lifecycle("rejoin", answer.body, answer, rejoin.method, rejoin.url)
                 if answer.error is not None:
                     log.warning("repeating %s %s after a reconnect failed: %s", rejoin.method, rejoin.url, answer.error)
                 elif not answer.rejoin:  # it changes no room any more: stop repeating it

@@ -156,6 +156,8 @@ class Connection:
         self.stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
         self.ws: WebSocketConnection | None = None
         self.sid: str | None = None
+        self.pid: str | None = None  # the private session id of recovery, when the server does it
+        self.early: list[sio.Packet] = []  # events before the CONNECT answer (a recovery's missed broadcasts)
         self.opened = trio.Event()
         self.namespace_connected = trio.Event()
         self.acks: dict[int, AckWaiter] = {}
@@ -334,8 +336,14 @@ class Connection:
             if not self.namespace_connected.is_set():
                 data = packet.data if isinstance(packet.data, dict) else {}
                 self.sid = str(data.get("sid", "")) or None
+                pid = data.get("pid")
+                self.pid = pid if isinstance(pid, str) else None
                 self.namespace_connected.set()
                 await self._client._namespace_connected(self)
+                early, self.early = self.early, []
+                for packet in early:  # delivered after "connect", as socket.io-client does
+                    event, *args = packet.data
+                    await self._client._incoming(str(event), args, packet.id, self)
         elif kind is sio.PacketType.CONNECT_ERROR:
             data = packet.data
             if isinstance(data, dict):
@@ -346,6 +354,10 @@ class Connection:
         elif kind is sio.PacketType.DISCONNECT:
             self.end("io server disconnect")
         elif kind is sio.PacketType.EVENT:
+            if not self.namespace_connected.is_set():
+                if len(self.early) < 100_000:
+                    self.early.append(packet)
+                return
             event, *args = packet.data
             await self._client._incoming(str(event), args, packet.id, self)
         elif kind is sio.PacketType.ACK:

@@ -465,10 +465,10 @@ class Envelope:
     is queued to: that is what makes a broadcast "encode once, send many".
     """
 
-    __slots__ = ("_frames", "_wire", "packets", "volatile")
+    __slots__ = ("_frames", "_wire", "_packets", "volatile")
 
     def __init__(self, packets: Sequence[Packet], *, volatile: bool = False) -> None:
-        self.packets = tuple(packets)
+        self._packets: tuple[Packet, ...] | None = tuple(packets)
         self.volatile = volatile
         """A hint for whoever sends it: drop it for a peer that cannot take it at once rather than queue
         it (Socket.IO's volatile emits). The encoding does not depend on it."""
@@ -482,6 +482,27 @@ class Envelope:
     def of(cls, *packets: Packet) -> Envelope:
         return cls(packets)
 
+    @classmethod
+    def message(cls, text: str, *, volatile: bool = False) -> Envelope:
+        """One text MESSAGE: what nearly every Socket.IO packet is (its frame made up front, its
+        :class:`Packet` only if a polling transport asks for it)."""
+        envelope = cls.__new__(cls)
+        envelope._packets = None
+        envelope.volatile = volatile
+        envelope._frames = ["4" + text]
+        envelope._wire = None
+        return envelope
+
+    @property
+    def packets(self) -> tuple[Packet, ...]:
+        """The packets, in order."""
+        packets = self._packets
+        if packets is None:  # a message envelope: its one frame is its packet's text form
+            frames = self._frames
+            assert type(frames) is list
+            packets = self._packets = tuple(_decode_text_packet(frame) for frame in frames if type(frame) is str)
+        return packets
+
     def frames(self, revision: int) -> list[str | bytes]:
         """One websocket message per packet, as :func:`encode_frame` makes them."""
         frames = self._frames
@@ -489,8 +510,9 @@ class Envelope:
             return frames
         if frames is None:
             _check_revision(revision)
-            if all(type(packet.data) is str for packet in self.packets):
-                frames = self._frames = [_encode_text_packet(packet) for packet in self.packets]
+            packets = self.packets
+            if all(type(packet.data) is str for packet in packets):
+                frames = self._frames = [_encode_text_packet(packet) for packet in packets]
                 return frames
             frames = self._frames = {}
         assert isinstance(frames, dict)

@@ -449,7 +449,7 @@ def _parse_plain_event(message: str) -> Packet | None:
         if ack_id > _MAX_ACK_ID:
             return None
     data = _loads(message[bracket:])
-    if not (type(data) is list and data and _is_event_name(data[0])):
+    if not (type(data) is list and data and (type(data[0]) is str or _is_event_name(data[0]))):
         raise SocketIOError("an EVENT payload must be an array that starts with the event name")
     return Packet(PacketType.EVENT, "/", data, ack_id)
 

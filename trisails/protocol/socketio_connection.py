@@ -20,6 +20,12 @@ socket), a repeated CONNECT is ignored, a packet for a namespace never connected
 and a client may not send CONNECT_ERROR. A session that has connected no namespace within
 ``connect_timeout`` seconds is to be closed (:meth:`handle_timer` returns True).
 
+Connection state recovery (Socket.IO 4.6+, revision 5 only, when the server turns it on): the CONNECT
+answer carries a private session id, ``{"sid","pid"}``, a secret the client keeps; a client that comes
+back sends ``{"pid","offset"}`` (merged with its auth) in its CONNECT, and the request carries them as
+:attr:`ConnectRequest.recovery`, taken out of the auth. Whether the pid names a session the server still
+has is the application's question, not the state machine's.
+
 The two protocol revisions differ only in shapes, built here: the CONNECT answer (revision 4 of the
 Socket.IO protocol, spoken by Engine.IO revision-3 clients, has no payload; revision 5 sends ``{"sid"}``),
 the auth of a connect (the namespace's query string for revision 4, the CONNECT payload for 5), and a
@@ -30,6 +36,7 @@ namespace is ``{"message":"Invalid namespace"}`` for both, as socket.io sends it
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -38,7 +45,13 @@ from trisails._errors import SocketIOError
 
 from . import socketio as sio
 
-__all__ = ["ConnectRequest", "NamespaceState", "SocketIOConnection"]
+__all__ = ["OFFSET", "ConnectRequest", "NamespaceState", "SocketIOConnection"]
+
+#: The shapes of the offsets a trisails server appends to broadcasts when it does recovery: one
+#: process's ``<20 id characters>-<sequence>``, or over Redis ``<ms>-<sequence>-<process id>``. The
+#: trisails clients recognise them by this shape (socket.io-client takes any trailing string), so that
+#: an application's own last string argument is not taken for one (unless it has exactly this shape).
+OFFSET = re.compile(r"[A-Za-z0-9_-]{20}-[0-9]{1,18}|[0-9]{1,15}-[0-9]{1,18}-[A-Za-z0-9_-]{20}")
 
 
 class NamespaceState(enum.Enum):
@@ -52,6 +65,9 @@ class ConnectRequest:
 
     namespace: str
     auth: dict[str, Any]
+    recovery: tuple[str, str] | None = None
+    """``(pid, offset)`` when a revision-5 client asks to recover its previous session (both strings;
+    the server has recovery on). They are not part of :attr:`auth`."""
 
 
 @dataclass(slots=True)
@@ -63,7 +79,7 @@ class _Namespace:
 class SocketIOConnection:
     """The namespaces of one session (see the module docstring)."""
 
-    __slots__ = ("revision", "_decoder", "_namespaces", "_connect_due")
+    __slots__ = ("revision", "recovery", "_decoder", "_namespaces", "_connect_due")
 
     def __init__(
         self,
@@ -73,13 +89,16 @@ class SocketIOConnection:
         connect_timeout: float,
         max_attachments: int = 10,
         max_payload: int | None = None,
+        recovery: bool = False,
     ) -> None:
         """``max_attachments`` and ``max_payload`` bound what one binary packet may make the decoder
-        hold (see :class:`~trisails.protocol.socketio.Decoder`)."""
+        hold (see :class:`~trisails.protocol.socketio.Decoder`). ``recovery``: the server does connection
+        state recovery, so a revision-5 CONNECT's ``pid`` and ``offset`` are recovery data, not auth."""
         if revision not in (3, 4):
             raise ValueError(f"unknown Engine.IO revision {revision}")
         self.revision = revision
         """The Engine.IO revision: 3 speaks Socket.IO protocol 4, 4 speaks protocol 5."""
+        self.recovery = recovery
         self._decoder = sio.Decoder(max_attachments=max_attachments, max_payload=max_payload)
         self._namespaces: dict[str, _Namespace] = {}
         self._connect_due: float | None = now + connect_timeout
@@ -113,8 +132,14 @@ class SocketIOConnection:
                 auth = packet.data if packet.data is not None else {}
             if not isinstance(auth, dict):
                 raise SocketIOError("CONNECT payload must be an object")
+            recovery = None
+            if self.recovery and self.revision == 4 and ("pid" in auth or "offset" in auth):
+                auth = dict(auth)
+                pid, offset = auth.pop("pid", None), auth.pop("offset", None)
+                if isinstance(pid, str) and isinstance(offset, str):
+                    recovery = (pid, offset)
             self._namespaces[name] = _Namespace(NamespaceState.CONNECTING)
-            return ConnectRequest(name, auth)
+            return ConnectRequest(name, auth, recovery)
         if kind is sio.PacketType.CONNECT_ERROR:
             raise SocketIOError("a client may not send CONNECT_ERROR")
         if namespace is None:
@@ -129,14 +154,18 @@ class SocketIOConnection:
         return packet
 
     # ----------------------------------------------------------------------------------------- decisions
-    def accept(self, namespace: str, sid: str) -> sio.Packet:
-        """The application admits ``namespace`` as socket ``sid``: the CONNECT answer to send.
+    def accept(self, namespace: str, sid: str, pid: str | None = None) -> sio.Packet:
+        """The application admits ``namespace`` as socket ``sid``: the CONNECT answer to send, with the
+        private session id ``pid`` for a revision-5 client when the server does recovery.
 
         The namespace stays ``CONNECTING`` (its packets keep waiting, acks pass) until :meth:`ready`,
         so that connection handlers can register the socket's event handlers before any event runs.
         """
         self._connect_due = None
-        payload = None if self.revision == 3 else {"sid": sid}
+        if self.revision == 3:
+            payload: Any = None
+        else:
+            payload = {"sid": sid} if pid is None else {"sid": sid, "pid": pid}
         return sio.Packet(sio.PacketType.CONNECT, namespace, payload)
 
     def ready(self, namespace: str) -> list[sio.Packet]:

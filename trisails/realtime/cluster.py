@@ -81,7 +81,8 @@ class RedisBus:
         """Messages for the other processes lost because Redis was unreachable (or the queue was full)."""
         self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         """What to do with each kind of message from the other processes."""
-        self._send, self._queue = trio.open_memory_channel[tuple[str, bytes]](QUEUE_SIZE)
+        # (channel, message) to publish, or ("", write) for a write(pipe) that adds its own commands
+        self._send, self._queue = trio.open_memory_channel[tuple[str, Any]](QUEUE_SIZE)
         self._client: Any = None
         self._link = trio.CancelScope()
         self._asks: dict[str, Callable[[dict[str, Any]], None]] = {}  # question id -> what takes its answers
@@ -107,6 +108,17 @@ class RedisBus:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.warning("Redis link: publish queue full, %d messages dropped so far", self.dropped)
+
+    def store(self, write: Callable[[Any], None]) -> None:
+        """Queue ``write(pipeline)``, which adds commands (a stream entry, a key) to the next pipeline,
+        in order with the messages published; never waits. Dropped (and counted) while Redis is down."""
+        if not self.connected:
+            self.dropped += 1
+            return
+        try:
+            self._send.send_nowait(("", write))
+        except trio.WouldBlock:
+            self.dropped += 1
 
     async def others(self, timeout: float = 1.0) -> int:
         """How many other processes listen on the bus now (Redis ``PUBSUB NUMSUB``); 0 while the link is
@@ -231,7 +243,10 @@ class RedisBus:
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for channel, message in batch:
-                        pipe.publish(channel, message)
+                        if channel:
+                            pipe.publish(channel, message)
+                        else:
+                            message(pipe)
             except Exception:
                 self.dropped += len(batch)
                 raise

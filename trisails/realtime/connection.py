@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -44,9 +44,7 @@ from .._errors import ProtocolError
 from ..protocol import engineio as eio
 from ..protocol.engine_session import EngineSession, SessionState, Transport, UpgradeState
 from ..protocol.engineio import Envelope
-
-if TYPE_CHECKING:
-    from .websocket import StreamWebSocket
+from .websocket import Pending, StreamWebSocket
 
 __all__ = ["Connection", "ConnectionRegistry", "Deadlines", "Handshake", "MessageReceiver", "WriterState", "new_id"]
 
@@ -181,6 +179,7 @@ class Connection:
         "_leftover",
         "_poll_ready",
         "_ended",
+        "_over",
         "_reader_scope",
         "_probe_scope",
         "_timer_at",
@@ -198,7 +197,8 @@ class Connection:
         self._writer = WriterState.IDLE
         self._leftover = b""  # what the kernel did not take of a direct write
         self._poll_ready: trio.Event | None = None  # set to wake the pending long-poll GET
-        self._ended = trio.Event()
+        self._ended: trio.Event | None = None  # made by run(), where a polling session waits for its end
+        self._over = False
         self._reader_scope: trio.CancelScope | None = None
         self._probe_scope: trio.CancelScope | None = None  # the probing websocket's read, during an upgrade
         self._timer_at: float | None = None
@@ -258,6 +258,11 @@ class Connection:
                 deadline = other
         return deadline
 
+    def timers_changed(self) -> None:
+        """The receiver has a new deadline (see :meth:`MessageReceiver.next_deadline`): make sure the
+        timer wakes this session for it."""
+        self._deadlines.schedule(self)
+
     def handle_timer(self, now: float) -> None:
         self.session.handle_timer(now)
         if self.receiver is not None and self.session.state is SessionState.OPEN:
@@ -267,9 +272,12 @@ class Connection:
     # -------------------------------------------------------------------------------------- lifetime
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Live until the session is over, owning its nursery (a long-polling session runs here)."""
+        ended = self._ended = trio.Event()
+        if self._over:
+            ended.set()
         async with _Lifetime(self):
             task_status.started()
-            await self._ended.wait()
+            await ended.wait()
 
     def close(self, reason: str, *, flush: bool = True, final: tuple[eio.Packet, ...] = (), code: int = 1000) -> None:
         """End the session: queue ``final``, flush what is queued (unless ``flush`` is False), close.
@@ -324,10 +332,12 @@ class Connection:
             self._reader_scope.cancel()
         if self._probe_scope is not None:
             self._probe_scope.cancel()
-        if not self._ended.is_set():
+        if not self._over:
+            self._over = True
             if self.session.close_reason == "slow consumer":
                 log.warning("closing session %s: slow consumer (its outbound_buffer is full)", self.sid)
-            self._ended.set()
+            if self._ended is not None:
+                self._ended.set()
 
     # -------------------------------------------------------------------------------------- sending
     def send(self, envelope: Envelope) -> bool:
@@ -452,7 +462,19 @@ class Connection:
                 if session.state is SessionState.CLOSED:
                     self._reader_scope.cancel()
                 while True:
-                    frame = await websocket.receive()
+                    received = websocket.receive_nowait()
+                    frame: str | bytes | None
+                    if not isinstance(received, Pending):
+                        frame = received
+                    elif received is Pending.WAIT:
+                        try:
+                            await websocket.readable()
+                        except trio.ClosedResourceError:  # closed under us (the server is stopping)
+                            frame = None
+                        else:
+                            continue
+                    else:
+                        frame = await websocket.receive()
                     if frame is None:
                         session.close("transport close", flush=False)
                         break

@@ -52,6 +52,7 @@ from ..protocol import socketio as sio
 from ..protocol.socketio_connection import ConnectRequest, SocketIOConnection
 from ..protocol.engineio import Envelope
 from .connection import Connection, new_id
+from .recovery import RECOVERABLE_REASONS, MemoryRecovery, RecoveryStore, Restored, SavedSession
 from .rooms import Adapter, MemoryAdapter
 
 if TYPE_CHECKING:
@@ -96,7 +97,11 @@ def _room_set(rooms: RoomSpec) -> frozenset[str]:
 
 def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     """Encode a Socket.IO packet once, as the Engine.IO messages that carry it."""
-    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in sio.encode(packet)], volatile=volatile)
+    parts = sio.encode(packet)
+    header = parts[0]
+    if len(parts) == 1 and type(header) is str:  # no binary: one text message
+        return Envelope.message(header, volatile=volatile)
+    return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in parts], volatile=volatile)
 
 
 #: Return values that are surely not awaitable (checked first: ``inspect.isawaitable`` is slow).
@@ -226,6 +231,8 @@ class Socket:
         "handshake",
         "data",
         "connected",
+        "recovered",
+        "pid",
         "room_changes",
         "_connection",
         "_events",
@@ -238,7 +245,8 @@ class Socket:
         "_acks",
         "_inbox",
         "_dispatching",
-        "_waiting",
+        "_parked",
+        "_linger_until",
     )
 
     def __init__(self, namespace: Namespace, connection: _Connection, sid: str, handshake: SocketHandshake) -> None:
@@ -248,6 +256,10 @@ class Socket:
         self.data: dict[str, Any] = {}
         """Free for the application: anything it wants to remember about this socket."""
         self.connected = False
+        self.recovered = False
+        """Whether this socket came back from a lost connection with its id, rooms and ``data`` (and got
+        the broadcasts it missed): see the ``sockets.recovery`` setting."""
+        self.pid: str | None = None  # the private session id of recovery (None: no recovery)
         self._connection = connection
         self._events: dict[str, Handler] = {}
         self._async_events: set[str] | None = None  # events whose handler is async (never run inline)
@@ -267,7 +279,8 @@ class Socket:
         # no task.
         self._inbox: deque[tuple[str, list[Any], int | None]] | None = None  # made when an event first waits
         self._dispatching = False
-        self._waiting: trio.Event | None = None  # set while the dispatcher lingers for more events
+        self._parked: trio.lowlevel.Task | None = None  # the dispatcher, while it lingers for more events
+        self._linger_until = 0.0  # when the lingering dispatcher gives up
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name} {'connected' if self.connected else 'disconnected'}>"
@@ -449,6 +462,9 @@ class Socket:
         self.connected = False
         self._inbox = None
         self._connection.forget(self)
+        store = self.namespace.recovery
+        if store is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            store.persist(SavedSession(self.id, self.pid, sorted(self.rooms), self.data))
         self.namespace._remove(self)
         for waiter in self._acks.values():
             waiter.fail(DisconnectedError(f"socket {self.id} disconnected ({reason}) before it acknowledged"))
@@ -518,8 +534,9 @@ class Socket:
         if self._inbox is None:
             self._inbox = deque()
         self._inbox.append(entry)
-        if self._waiting is not None:
-            self._waiting.set()  # the dispatcher lingers: wake it rather than start another
+        if self._parked is not None:  # the dispatcher lingers: wake it rather than start another
+            task, self._parked = self._parked, None
+            trio.lowlevel.reschedule(task)
         elif not self._dispatching:
             self._dispatching = True
             self.start_soon(self._dispatch)
@@ -527,7 +544,12 @@ class Socket:
     async def _dispatch(self) -> None:
         """Handle this socket's waiting events one at a time, in the order they arrived (as Socket.IO
         does). With none left it lingers a few seconds for the next (a busy socket keeps one task rather
-        than starting one per event), then ends, so an idle socket holds no task."""
+        than starting one per event), then ends, so an idle socket holds no task.
+
+        Lingering is on the hot path of every virtual request, so it is made of the cheapest parts: the
+        task parks itself (:meth:`_queue` reschedules it) and the connection's timer, which every
+        session has anyway, wakes it once the linger is over, instead of a cancel scope and an event
+        made for each wait."""
         try:
             while self.connected:
                 while self._inbox and self.connected:
@@ -536,16 +558,32 @@ class Socket:
                         await self._finish(args[0], event, ack_id)
                     else:
                         await self._run_handler(event, args, ack_id)
-                self._waiting = trio.Event()
-                with trio.move_on_after(DISPATCHER_LINGER):
-                    await self._waiting.wait()
-                self._waiting = None
+                self._linger_until = trio.current_time() + DISPATCHER_LINGER
+                self._connection.linger(self)
+                self._parked = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._unpark)
                 if not self._inbox:
                     self._inbox = None  # an idle socket keeps no inbox
                     return
         finally:
-            self._waiting = None
+            self._parked = None
             self._dispatching = False
+
+    def _unpark(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._parked = None  # cancelled while lingering (the session is ending)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _linger_over(self, now: float) -> bool:
+        """Called by the connection's timer: end the linger if it is over; whether this socket is done
+        lingering (woken, or not lingering any more)."""
+        task = self._parked
+        if task is None:
+            return True
+        if now < self._linger_until:
+            return False
+        self._parked = None
+        trio.lowlevel.reschedule(task)  # it finds no event waiting, and ends
+        return True
 
     async def _finish(self, awaitable: Awaitable[Any], event: str, ack_id: int | None) -> None:
         try:
@@ -796,7 +834,7 @@ class BroadcastOperator:
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         packet = sio.Packet(sio.PacketType.EVENT, self._namespace.name, [event, *args])
-        return self._namespace.adapter.broadcast(_envelope(packet, volatile=self._volatile), self._rooms, self._exclude)
+        return self._namespace._broadcast(packet, self._rooms, self._exclude, self._volatile)
 
     def socket_ids(self) -> set[str]:
         """Ids of the sockets this broadcast would reach."""
@@ -936,6 +974,7 @@ class Namespace:
         self.name = name
         self.sockets: dict[str, Socket] = {}
         self.adapter: Adapter = server._adapter_factory(self._deliver, name)
+        self._recovery: RecoveryStore | None = None
         self.adapter.serve = self._serve
         self._middleware: list[Handler] = []
         self._on_connection: list[Handler] = []
@@ -993,6 +1032,25 @@ class Namespace:
 
     def except_(self, rooms: RoomSpec) -> BroadcastOperator:
         return BroadcastOperator(self, frozenset(), _room_set(rooms))
+
+    @property
+    def recovery(self) -> RecoveryStore | None:
+        """Where lost sockets' state and recent broadcasts are kept (None: ``sockets.recovery`` is off);
+        made on first use, so the setting may change until the app lifts."""
+        if self._recovery is None and self.server.settings.recovery:
+            self._recovery = self.server._recovery_factory(self.name)
+        return self._recovery
+
+    def _broadcast(self, packet: sio.Packet, rooms: frozenset[str], exclude: frozenset[str], volatile: bool) -> int:
+        """Hand ``packet`` to the adapter, encoded once; with recovery on, a broadcast that is not
+        volatile gets an offset as its last argument and is kept for sockets that miss it."""
+        store = self.recovery
+        if store is None or volatile or packet.id is not None:
+            return self.adapter.broadcast(_envelope(packet, volatile=volatile), rooms, exclude)
+        offset = store.new_offset()
+        envelope = _envelope(sio.Packet(packet.type, packet.namespace, [*packet.data, offset]))
+        store.record(offset, envelope, rooms, exclude)
+        return self.adapter.broadcast(envelope, rooms, exclude)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         """Every socket of the namespace, in every process (:meth:`BroadcastOperator.fetch_sockets`)."""
@@ -1197,6 +1255,7 @@ class RealtimeServer:
     ) -> None:
         self.settings = settings
         self._adapter_factory = adapter_factory
+        self._recovery_factory: Callable[[str], RecoveryStore] = self._memory_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._nursery: trio.Nursery | None = None
         self.of("/")
@@ -1290,6 +1349,19 @@ class RealtimeServer:
             namespace.adapter = factory(namespace._deliver, namespace.name)
             namespace.adapter.serve = namespace._serve
 
+    def _memory_recovery(self, name: str) -> RecoveryStore:
+        settings = self.settings
+        return MemoryRecovery(settings.recovery_max_disconnection / 1000, settings.recovery_max_packets)
+
+    def use_recovery(self, factory: Callable[[str], RecoveryStore]) -> None:
+        """Keep recovery state in stores made by ``factory(namespace_name)`` (Redis) for every namespace
+        (used when ``sockets.recovery`` is on); only before any socket connects."""
+        if any(ns.sockets for ns in self._namespaces.values()):
+            raise RuntimeError("change the recovery store before sockets connect")
+        self._recovery_factory = factory
+        for namespace in self._namespaces.values():
+            namespace._recovery = None  # made again, by the factory, on first use
+
     def bind(self, nursery: trio.Nursery) -> None:
         """Give the server the nursery for work that outlives a connection (disconnect handlers)."""
         self._nursery = nursery
@@ -1319,8 +1391,11 @@ class _Connection:
             connect_timeout=settings.connect_timeout / 1000,
             max_attachments=settings.max_attachments,
             max_payload=settings.max_payload,
+            recovery=settings.recovery,
         )
         self.sockets: dict[str, Socket] = {}  # by namespace: admitted (its handlers may still run) or connected
+        self._lingering: set[Socket] | None = None  # sockets whose dispatcher waits for more events
+        self._linger_at: float | None = None  # when the timer next looks at them
         self._private_id: str | None = None  # revision 3 with sockets.private_sid: the ids' base, not the sid
 
     # MessageReceiver ---------------------------------------------------------------------------------
@@ -1330,12 +1405,32 @@ class _Connection:
             self._begin_connect(request)
 
     def next_deadline(self) -> float | None:
-        return self.state.next_deadline()
+        deadline = self.state.next_deadline()
+        linger = self._linger_at
+        if linger is not None and (deadline is None or linger < deadline):
+            return linger
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         if self.state.handle_timer(now):
             log.info("closing session %s: no namespace connected in time", self.session.sid)
             self.session.close("connect timeout", flush=False)
+        lingering = self._lingering
+        if lingering and self._linger_at is not None and now >= self._linger_at:
+            for socket in [socket for socket in lingering if socket._linger_over(now)]:
+                lingering.discard(socket)
+            # a socket that was busy meanwhile lingers longer: look again when the first linger ends
+            self._linger_at = min([socket._linger_until for socket in lingering], default=None)
+
+    def linger(self, socket: Socket) -> None:
+        """``socket``'s dispatcher waits for more events until ``socket._linger_until``: have the
+        timer wake it then (lazily: a later linger of a socket already watched costs nothing here)."""
+        if self._lingering is None:
+            self._lingering = set()
+        self._lingering.add(socket)
+        if self._linger_at is None:
+            self._linger_at = socket._linger_until
+            self.session.timers_changed()
 
     def on_message(self, data: str | bytes) -> None:
         result = self.state.receive(data)
@@ -1370,10 +1465,23 @@ class _Connection:
         if namespace is None:
             self._send(self.state.no_such_namespace(name))
             return
-        socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+        store = namespace.recovery if self.session.revision == 4 else None
+        restored: Restored | None = None
+        if store is not None and request.recovery is not None:
+            restored = await store.restore(*request.recovery)
+            if restored is not None and (restored.session.sid in namespace.sockets or self.session.closed):
+                restored = None  # (a client cannot be connected twice as one socket)
+        if restored is not None:
+            socket = Socket(namespace, self, restored.session.sid, self._handshake(request.auth))
+            socket.pid, socket.data, socket.recovered = restored.session.pid, restored.session.data, True
+        else:
+            socket = Socket(namespace, self, self._socket_id(name), self._handshake(request.auth))
+            if store is not None:
+                socket.pid = new_id()
         try:
-            for middleware in namespace._middleware:
-                await call(middleware, socket)
+            if restored is None or not self.server.settings.recovery_skip_middlewares:
+                for middleware in namespace._middleware:
+                    await call(middleware, socket)
         except ConnectionRefused as refusal:
             self._send(self.state.refuse(name, refusal.message, refusal.data))
             return
@@ -1386,7 +1494,11 @@ class _Connection:
         socket.connected = True
         self.sockets[name] = socket
         namespace._add(socket)
-        self._send(self.state.accept(name, socket.id))
+        if restored is not None:
+            namespace.adapter.add_all(socket.id, restored.session.rooms)
+            for envelope in restored.missed:  # before the CONNECT answer, as socket.io sends them
+                self.session.send(envelope)
+        self._send(self.state.accept(name, socket.id, socket.pid))
         for handler in namespace._on_connection:
             try:
                 await call(handler, socket)

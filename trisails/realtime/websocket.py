@@ -9,17 +9,28 @@ peer that stops reading can always be cut off.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
+from collections.abc import Awaitable
 
 import trio
 
 from .._errors import WebSocketError
 from ..protocol import websocket as rfc6455
 
-__all__ = ["StreamWebSocket"]
+__all__ = ["Pending", "StreamWebSocket"]
 
 log = logging.getLogger("trisails.realtime")
+
+class Pending(enum.Enum):
+    """Why :meth:`StreamWebSocket.receive_nowait` has no message now."""
+
+    WAIT = "wait"
+    """Nothing to read: await :meth:`StreamWebSocket.readable`, then ask again."""
+    AWAIT = "await"
+    """Awaited work is needed: call :meth:`StreamWebSocket.receive`."""
+
 
 RECEIVE_SIZE = 65536
 #: A reader that never has to wait still lets the other tasks run after this many reads in a row.
@@ -34,7 +45,10 @@ class StreamWebSocket:
     None when ``stream`` is not that socket's own (TLS), so that every write takes the awaited path.
     """
 
-    __slots__ = ("_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "_unsent", "direct", "closed")
+    __slots__ = (
+        "_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "_held",
+        "_unsent", "direct", "closed",
+    )
 
     def __init__(
         self, stream: trio.abc.Stream, request: rfc6455.UpgradeRequest, *, max_message_size: int, direct_fd: int | None
@@ -49,6 +63,7 @@ class StreamWebSocket:
         self._send_lock = trio.Lock()
         self._drained = False  # the last read took less than it could: the kernel had nothing more
         self._streak = 0  # reads in a row that did not have to wait (see _receive_chunk)
+        self._held: rfc6455.Event | WebSocketError | None = None  # met by receive_nowait, for receive
         self._unsent = b""
         """The 101 response, until the first write carries it (see :meth:`accept`)."""
         self.direct = True
@@ -120,13 +135,71 @@ class StreamWebSocket:
         await self._write(data)
 
     # -------------------------------------------------------------------------------------- reading
+    def receive_nowait(self) -> str | bytes | Pending:
+        """The next whole message if it can be had without waiting; else what to do for it.
+
+        :attr:`Pending.WAIT`: await :meth:`readable`, then ask again. :attr:`Pending.AWAIT`: something
+        needs awaited work (a control frame to answer, a broken or closing connection, TLS): call
+        :meth:`receive`. The reader of a plain TCP websocket loops on this, so that while it waits for
+        input its task holds trio's own wait and no frame of ours: an idle connection is that much
+        smaller.
+        """
+        ws = self._ws
+        fd = self._fd
+        if fd is None or self._held is not None or ws is None:
+            return Pending.AWAIT
+        while True:
+            try:
+                event = ws.next_event()
+            except WebSocketError as error:
+                self._held = error
+                return Pending.AWAIT
+            if event is None:
+                if self.closed:
+                    return Pending.AWAIT
+                if self._drained or self._streak >= _YIELD_EVERY:
+                    # (the 101 still unsent: receive() writes it before it waits)
+                    return Pending.AWAIT if self._unsent else Pending.WAIT
+                try:
+                    chunk = os.read(fd, RECEIVE_SIZE)
+                except BlockingIOError:
+                    self._drained = True
+                    return Pending.AWAIT if self._unsent else Pending.WAIT
+                except OSError:  # reset: receive() reads again and sees the end
+                    return Pending.AWAIT
+                if not chunk:
+                    return Pending.AWAIT
+                self._drained = len(chunk) < RECEIVE_SIZE
+                self._streak += 1
+                ws.receive_data(chunk)
+                continue
+            if type(event) is rfc6455.Message:
+                return event.data
+            self._held = event
+            return Pending.AWAIT
+
+    def readable(self) -> Awaitable[None]:
+        """What to await when :meth:`receive_nowait` said :attr:`Pending.WAIT`: the descriptor's readiness
+        (trio's own coroutine, returned rather than awaited here, for the reason given there), or just
+        a checkpoint for a socket that always had more to read, so that it cannot starve the others.
+        Raises :class:`trio.ClosedResourceError` if the stream is closed meanwhile."""
+        assert self._fd is not None
+        self._streak = 0
+        if self._drained:
+            self._drained = False
+            return trio.lowlevel.wait_readable(self._fd)
+        return trio.lowlevel.checkpoint()
+
     async def receive(self) -> str | bytes | None:
         """The next whole message, or None once the peer has closed or broken the connection."""
         ws = self._ws
         assert ws is not None
         while True:
             try:
-                event = ws.next_event()
+                held, self._held = self._held, None
+                if isinstance(held, WebSocketError):
+                    raise held
+                event = held if held is not None else ws.next_event()
             except WebSocketError as error:
                 log.info("closing websocket: %s", error.reason)
                 await self._write(ws.data_to_send())

@@ -63,6 +63,15 @@
  *   9. Presence (a trisails server's `presence_state` / `presence_diff` events): `io.socket.presence(room)`
  *      keeps a room's presence in sync, one entry per key with its metas, and calls `onJoin`, `onLeave`
  *      and `onSync` callbacks. Sails has no presence.
+ *  10. Connection state recovery (a trisails server with `sockets.recovery`, as Socket.IO 4.6+ does it):
+ *      the server's CONNECT answer carries a private session id (`40{"sid","pid"}`) and each broadcast
+ *      an offset as its last argument; we keep both (the offset is taken off the arguments listeners
+ *      get, recognised by its shape) and reconnect with `40{"pid","offset"}`. When the server recovers
+ *      the socket (same id, same rooms), nothing is repeated and the broadcasts missed meanwhile reach
+ *      the listeners after `connect`; `reconnect` gets `(attempts, {recovered: true})` and
+ *      `io.socket.recovered` is true. Otherwise `reconnect` gets `{recovered: false}`, the requests
+ *      that joined rooms are repeated, and each one's fresh answer is emitted as
+ *      `rejoin(body, jwr, {method, url, data})`, so the page can refresh what it shows.
  */
 (function (root) {
   'use strict';
@@ -75,6 +84,8 @@
     '&__sails_io_sdk_platform=' + SDK_INFO.platform +
     '&__sails_io_sdk_language=' + SDK_INFO.language;
 
+  // The shapes of a trisails server's recovery offsets (see trisails.protocol.socketio_connection.OFFSET).
+  const OFFSET = /^(?:[A-Za-z0-9_-]{20}-[0-9]{1,18}|[0-9]{1,15}-[0-9]{1,18}-[A-Za-z0-9_-]{20})$/;
   const CLIENT_MARKER = '__trisails_client=1';   // tells the server it may send x-trisails-rejoin
   const REJOIN_HEADER = 'x-trisails-rejoin';
   const PARSE_ERROR_CODE = 'SAILS:HOOK:SOCKETS:PARSE_VIRTUAL_REQ';
@@ -548,6 +559,10 @@
       this._connections = 0;       // successful connections so far
       this._attempts = 0;          // reconnection attempts since the connection was lost
       this._cookieChecked = false;
+      this._pid = null;            // recovery: the server's private session id for our socket
+      this._lastOffset = undefined; // recovery: the offset of the last broadcast we heard
+      this._early = [];            // events that came before the CONNECT answer (a recovery's missed broadcasts)
+      this.recovered = false;      // whether the last (re)connection recovered our server-side socket
       this.on('sails:parseError', function (err) { log('the server could not parse a request:', err); });
       this._presences = new Map();  // room -> Presence
       this._listenForPresence();
@@ -600,7 +615,7 @@
       if (this._state !== 'connecting') { return; }   // disconnect() was called meanwhile
       let pending = null;   // a binary packet waiting for its attachments
       const engine = this._engine = new Engine(this._endpoint(), this.transports, {
-        onopen: () => engine.send(['0']),   // Socket.IO CONNECT to namespace "/"
+        onopen: () => engine.send(['0' + this._recoveryPayload()]),   // Socket.IO CONNECT to namespace "/"
         onmessage: (data) => {
           try {
             if (typeof data !== 'string') {
@@ -633,7 +648,7 @@
     _onPacket(packet) {
       if (packet.nsp !== '/') { return; }
       switch (packet.type) {
-        case CONNECT: return this._state === 'connecting' ? this._onConnect() : undefined;
+        case CONNECT: return this._state === 'connecting' ? this._onConnect(packet.data) : undefined;
         case CONNECT_ERROR: {
           // The server refused us (its connection middleware said no): report it, do not retry.
           const data = packet.data;
@@ -643,7 +658,10 @@
           return this._events.emit('error', [error]);
         }
         case EVENT: case BINARY_EVENT: {
+          if (this._state === 'connecting') { this._early.push(packet); return; }   // delivered after connect
           const args = packet.data.slice(1);
+          const last = args[args.length - 1];
+          if (this._pid && typeof last === 'string' && OFFSET.test(last)) { this._lastOffset = args.pop(); }
           if (packet.id !== undefined) {   // the server wants an acknowledgement: give listeners a function
             let acked = false;
             args.push((...ackArgs) => {
@@ -662,22 +680,35 @@
       }
     }
 
-    _onConnect() {
+    // The CONNECT payload: asking to recover our previous socket, when the server gave us a pid.
+    _recoveryPayload() {
+      if (!this._pid) { return ''; }
+      return JSON.stringify(this._lastOffset === undefined ? { pid: this._pid } : { pid: this._pid, offset: this._lastOffset });
+    }
+
+    _onConnect(data) {
       clearTimeout(this._connectTimer);
+      const pid = isDictionary(data) && typeof data.pid === 'string' ? data.pid : null;
+      this.recovered = pid !== null && pid === this._pid;
+      this._pid = pid;
+      if (!this.recovered) { this._lastOffset = undefined; }
       const attempts = this._attempts;   // > 0 when this is an automatic reconnection
       this._attempts = 0;
       this._state = 'connected';
       log('connected to', originOf(this.url), 'over', this._engine.transport.name);
       // A new server-side socket is in no room: first repeat the requests that had joined rooms,
-      // then send what was queued while we were away.
-      if (this._connections++ > 0) {
+      // then send what was queued while we were away. A recovered socket is still in its rooms.
+      if (this._connections++ > 0 && !this.recovered) {
         for (const entry of this._rejoin.slice()) { this._send(this._replay(entry)); }
       }
       const queued = this._queue;
       this._queue = [];
       for (const request of queued) { this._send(request); }
       this._events.emit('connect', []);
-      if (attempts > 0) { this._events.emit('reconnect', [attempts]); }
+      if (attempts > 0) { this._events.emit('reconnect', [attempts, { recovered: this.recovered }]); }
+      const early = this._early;
+      this._early = [];
+      for (const packet of early) { this._onPacket(packet); }
     }
 
     // The connection ended (or an attempt failed). `mayReconnect` is false for deliberate ends.
@@ -686,6 +717,7 @@
       clearTimeout(this._connectTimer);
       if (this._engine) { this._engine.close(); this._engine = null; }
       this._state = 'idle';
+      this._early = [];
       if (wasConnected) {
         // Requests that were waiting for a response will never get one.
         const inFlight = Array.from(this._inFlight.values());
@@ -756,6 +788,7 @@
         respond: (jwr) => {
           const index = this._rejoin.indexOf(entry);
           if (!rejoinHeaderIn(jwr.headers) && index >= 0) { this._rejoin.splice(index, 1); }
+          this._events.emit('rejoin', [jwr.body, jwr, { method: entry.method, url: entry.url, data: clone(entry.data) }]);
         },
         fail: function () {},
       };
