@@ -12,6 +12,7 @@ told, in-flight requests finish) and the process exits 0.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``gc.set_threshold`` for the served app: CPython's defaults for the young generations, and a full
+#: collection considered after 100 collections of the middle one rather than 10.
+FULL_COLLECTION_THRESHOLDS = (700, 10, 100)
+
+
 async def serve_until_signalled(app: App, host: str | None, port: int | None, serving: trio.Event | None = None) -> None:
     """Lift ``app`` and lower it on the first SIGINT or SIGTERM; later signals only say to wait.
     ``serving`` is set once the app listens: what fails after that is no startup failure."""
@@ -85,6 +91,16 @@ async def serve_until_signalled(app: App, host: str | None, port: int | None, se
             url = await nursery.start(serve)
             if serving is not None:
                 serving.set()
+            # What loading and lifting made (modules, routes, settings) lives as long as the process:
+            # moved out of the collector's way, a full collection no longer walks it again each time
+            # the sockets' objects grow the heap (about a twentieth of a new connection's cost).
+            gc.collect()  # (garbage of the startup is freed, not frozen)
+            gc.freeze()
+            # A server's heap grows by long-lived objects (idle sockets), and CPython walks the whole heap
+            # each time it has grown by a quarter: while 10,000 sockets connected, those full collections
+            # took a third of the server's CPU. One at most every 700,000 new objects instead (young
+            # cycles are still collected as often as before; old ones wait a little longer).
+            gc.set_threshold(*FULL_COLLECTION_THRESHOLDS)
             print(f"trisails: serving {app.root or 'the demo app'} on {url} (Ctrl-C to stop)", flush=True)
             log = logging.getLogger("trisails")
             async for signum in signals:

@@ -55,7 +55,6 @@ when new data arrives, never per frame.
 from __future__ import annotations
 
 import base64
-import binascii
 import codecs
 import dataclasses
 import enum
@@ -131,6 +130,12 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 _HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
+#: A ``Sec-WebSocket-Key``: 16 bytes in base64 are 22 characters of its alphabet and ``==`` (what
+#: ``base64.b64decode(key, validate=True)`` decodes to 16 bytes, and nothing else).
+_KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")
+#: A block of header lines, each ``name: value`` and its CRLF: a token, a colon, then no control
+#: character but tab (so no CR or LF inside a line, and no obsolete line folding).
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
 
 
 def _is_valid_close_code(code: int) -> bool:
@@ -337,57 +342,66 @@ def parse_upgrade_request(data: bytes, *, max_head: int = MAX_HEAD) -> UpgradeRe
         if len(data) >= max_head:
             raise WebSocketError(f"request head larger than {max_head} bytes", status=431)
         return None
-    lines = data[:end].split(b"\r\n")
-    request_line = lines[0].split(b" ")
+    line_end = data.find(b"\r\n", 0, end + 2)
+    request_line = data[:line_end].split(b" ")
     if len(request_line) != 3:
         raise WebSocketError("malformed request line")
     method, target, version = request_line
     version_match = _HTTP_VERSION.fullmatch(version)
     if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target) or version_match is None:
         raise WebSocketError("malformed request line")
+    block = data[line_end + 2 : end + 2]  # every header line, each with its CRLF
+    if not _HEADER_BLOCK.fullmatch(block):
+        _raise_header_error(block)  # one check for the whole block; this finds the line and says why
     headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            # also catches obsolete line folding: a continuation line starts with a space or tab
-            raise WebSocketError("malformed header line")
+    joined: dict[bytes, bytes] = {}  # for the upgrade checks: each header once, repeats joined
+    for line in block.split(b"\r\n")[:-1]:
+        name, _, value = line.partition(b":")
+        name = name.lower()
         value = value.strip(b" \t")
-        if not _HEADER_VALUE.fullmatch(value):
-            raise WebSocketError("control character in a header value")
-        headers.append((name.lower(), value))
-    request = UpgradeRequest(
+        headers.append((name, value))
+        joined[name] = joined[name] + b", " + value if name in joined else value
+    problem = _upgrade_problem(method, (int(version_match[1]), int(version_match[2])), joined)
+    return UpgradeRequest(
         method=method,
         target=target,
         http_version=version[5:],
         headers=tuple(headers),
         trailing=data[end + 4 :],
+        key=joined.get(b"sec-websocket-key") if problem is None else None,
+        upgrade_error=problem,
     )
-    problem = _upgrade_problem(request, (int(version_match[1]), int(version_match[2])))
-    if problem is not None:
-        return dataclasses.replace(request, upgrade_error=problem)
-    return dataclasses.replace(request, key=request.header(b"sec-websocket-key"))
 
 
-def _upgrade_problem(request: UpgradeRequest, version: tuple[int, int]) -> WebSocketError | None:
-    """Why ``request`` is not a valid websocket upgrade (RFC 6455 §4.2.1), or None if it is."""
-    if request.method != b"GET":
+def _raise_header_error(block: bytes) -> None:
+    """Raise the error of the first bad line of a header block that failed :data:`_HEADER_BLOCK`."""
+    for line in block.split(b"\r\n")[:-1]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            # also catches obsolete line folding: a continuation line starts with a space or tab
+            raise WebSocketError("malformed header line")
+        if not _HEADER_VALUE.fullmatch(value.strip(b" \t")):
+            raise WebSocketError("control character in a header value")
+    raise WebSocketError("malformed header line")  # (a bare CR or LF inside a line)
+
+
+def _upgrade_problem(method: bytes, version: tuple[int, int], headers: dict[bytes, bytes]) -> WebSocketError | None:
+    """Why a request is not a valid websocket upgrade (RFC 6455 §4.2.1), or None if it is; ``headers``
+    maps each lower-case name to its value (repeats joined with ``", "``)."""
+    if method != b"GET":
         return WebSocketError("a websocket upgrade must be a GET", status=405)
     if version < (1, 1):
         return WebSocketError("a websocket upgrade needs HTTP/1.1")
-    if request.header(b"host") is None:
+    if b"host" not in headers:
         return WebSocketError("no Host header")
-    if not request.wants_websocket:
+    if b"websocket" not in _tokens(headers.get(b"upgrade")):
         return WebSocketError("not a websocket upgrade (no Upgrade: websocket)")
-    if b"upgrade" not in _tokens(request.header(b"connection")):
+    if b"upgrade" not in _tokens(headers.get(b"connection")):
         return WebSocketError("a websocket upgrade needs Connection: upgrade")
-    if request.header(b"sec-websocket-version") != b"13":
+    if headers.get(b"sec-websocket-version") != b"13":
         return WebSocketError("unsupported websocket version (this server speaks 13)", status=426)
-    key = request.header(b"sec-websocket-key")
-    try:
-        valid_key = key is not None and len(base64.b64decode(key, validate=True)) == 16
-    except (binascii.Error, ValueError):
-        valid_key = False
-    if not valid_key:
+    key = headers.get(b"sec-websocket-key")
+    if key is None or _KEY.fullmatch(key) is None:
         return WebSocketError("Sec-WebSocket-Key must be 16 bytes in base64")
     return None
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -189,10 +190,25 @@ def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     return context
 
 
-async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEOUT) -> bytes:
+async def _read_head(stream: trio.abc.ReceiveStream, timeout: float = HEAD_TIMEOUT, fd: int = -1) -> bytes:
     """Read until the end of the request head, at most MAX_HEAD bytes (less if the peer stops or
-    ``timeout`` seconds pass)."""
+    ``timeout`` seconds pass).
+
+    ``fd`` is the descriptor of a plain TCP ``stream`` (not TLS): what the kernel holds already is read
+    from it directly, and a head that came whole (the usual case: clients send it as they connect) is
+    returned without a timer or a trip through the scheduler.
+    """
     data = b""
+    if fd >= 0:
+        try:
+            data = os.read(fd, MAX_HEAD)
+        except BlockingIOError:
+            pass
+        except OSError:  # reset already: nothing to serve
+            return b""
+        else:
+            if not data or b"\r\n\r\n" in data or len(data) >= MAX_HEAD:
+                return data
     with trio.move_on_after(timeout):
         while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
             chunk = await stream.receive_some(MAX_HEAD)
@@ -368,7 +384,7 @@ class _Server:
             return
         self._open[address] = self._open.get(address, 0) + 1
         try:
-            await self._serve(stream)
+            await self._serve(stream, address)
         finally:
             left = self._open[address] - 1
             if left:
@@ -378,7 +394,7 @@ class _Server:
             if cap and left < cap:
                 self._refusing.discard(address)
 
-    async def _serve(self, raw: trio.SocketStream) -> None:
+    async def _serve(self, raw: trio.SocketStream, address: str) -> None:
         """Serve one connection: read its request head once (after the TLS handshake, with a
         certificate), then keep it (a websocket for the socket path) or hand it to hypercorn."""
         stream: trio.abc.Stream = raw
@@ -387,7 +403,7 @@ class _Server:
                 stream = trio.SSLStream(raw, self._ssl_context, server_side=True, https_compatible=True)
                 if not await _tls_handshake(stream, self._endpoint.handshake_timeout):
                     return
-            data = await _read_head(stream, self._endpoint.handshake_timeout)
+            data = await _read_head(stream, self._endpoint.handshake_timeout, raw.socket.fileno() if stream is raw else -1)
             try:
                 request = rfc6455.parse_upgrade_request(data, max_head=MAX_HEAD)
             except WebSocketError as error:
@@ -409,7 +425,7 @@ class _Server:
                 return
             held = [request]
             del request, data  # this task now serves the websocket for hours: it keeps no raw head
-            await self._websocket(stream, raw, held.pop())
+            await self._websocket(stream, raw, held.pop(), address)
         except Exception:
             log.exception("connection handler failed")
         finally:
@@ -417,7 +433,9 @@ class _Server:
             # descriptor goes back now; closing again is harmless
             await trio.aclose_forcefully(raw)
 
-    async def _websocket(self, stream: trio.abc.Stream, raw: trio.SocketStream, request: rfc6455.UpgradeRequest) -> None:
+    async def _websocket(
+        self, stream: trio.abc.Stream, raw: trio.SocketStream, request: rfc6455.UpgradeRequest, address: str
+    ) -> None:
         secure = stream is not raw
         # os.write to the descriptor would bypass TLS: over TLS every write takes the awaited path
         direct_fd = None if secure else raw.socket.fileno()
@@ -428,8 +446,8 @@ class _Server:
             await websocket.refuse(400, b"Bad request")  # 400 for every malformed upgrade, as engine.io's ws
             return
         query = request.query
-        parsed_query = dict(parse_qsl(query, keep_blank_values=True))
-        handshake = make_handshake(list(request.headers), parsed_query, request.path, query, _peer_address(raw), secure)
+        parsed_query = _parse_query(query)
+        handshake = make_handshake(request.headers, parsed_query, request.path, query, address, secure)
         del request  # the websocket holds it until it has answered the upgrade, then lets it go
 
         async def accept() -> StreamWebSocket:
@@ -441,6 +459,19 @@ class _Server:
         finally:
             with trio.CancelScope(shield=True):
                 await websocket.close(1000)  # does nothing if the session closed it with its own code
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """``dict(parse_qsl(query, keep_blank_values=True))``, without parse_qsl's unquoting when there is
+    nothing to unquote (a client's usual ``EIO=4&transport=websocket``): a third of the time."""
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    parsed = {}
+    for item in query.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            parsed[name] = value
+    return parsed
 
 
 def _peer_address(stream: trio.SocketStream) -> str:
@@ -463,26 +494,106 @@ async def _accept_loop(
     loop logs a traceback ten times a second), and once more when it accepts again.
     """
     async with listener:  # closed however the loop ends, a crash of the app included
-        backoff = 0.0
+        direct = _DirectAccept.of(listener)
+        accept: Callable[[], Awaitable[Any]] = listener.accept if direct is None else direct.accept
+        try:
+            await _accept_each(accept, handler, nursery)
+        finally:
+            if direct is not None:
+                direct.close()
+
+
+async def _accept_each(
+    accept: Callable[[], Awaitable[Any]], handler: Callable[[Any], Awaitable[None]], nursery: trio.Nursery
+) -> None:
+    """The accept loop itself (see :func:`_accept_loop`)."""
+    backoff = 0.0
+    while True:
+        try:
+            stream = await accept()
+        except OSError as error:
+            if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+                raise
+            if not backoff:
+                log.warning(
+                    "cannot accept connections: %s; the open ones are still served, new ones wait until "
+                    "some close (raise the limit of open files, ulimit -n, or lower http.max_connections_per_ip)",
+                    error.strerror or error,
+                )
+            backoff = min(max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
+            await trio.sleep(backoff)
+            continue
+        if backoff:
+            log.warning("accepting connections again")
+            backoff = 0.0
+        nursery.start_soon(handler, stream)
+
+
+#: What ``accept`` may fail with because of the one connection it was taking (gone before it was
+#: accepted, and the like): the next one is accepted as usual (trio's list).
+_IGNORABLE_ACCEPT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EPERM", "ECONNABORTED", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET", "EHOSTUNREACH",
+        "EOPNOTSUPP", "ENETUNREACH", "ENOSR", "ESOCKTNOSUPPORT", "EPROTONOSUPPORT", "ETIMEDOUT", "ECONNRESET",
+    )
+    if hasattr(errno, name)
+)
+
+
+class _DirectAccept:
+    """Accepting from a TCP listener's descriptor directly: a connection the kernel holds already is
+    taken without a trip through the scheduler (trio's ``accept`` makes one per connection, and
+    registers the listener with epoll again each time); the loop waits only when none is pending, and
+    lets the other tasks run after every ``_YIELD_EVERY`` connections taken in a row.
+
+    It accepts on a duplicate of the listener's descriptor (the same listening socket), closed when the
+    loop ends, so the listener itself is closed as it always was.
+    """
+
+    _YIELD_EVERY = 16
+
+    def __init__(self, listening: socket.socket) -> None:
+        self._socket = listening
+        self._streak = 0
+
+    @classmethod
+    def of(cls, listener: trio.abc.Listener[Any]) -> _DirectAccept | None:
+        """One for ``listener`` if it is a trio TCP listener with a descriptor, else None."""
+        if type(listener) is not trio.SocketListener:
+            return None
+        fd = listener.socket.fileno()
+        if fd < 0:
+            return None
+        listening = socket.socket(fileno=os.dup(fd))
+        listening.setblocking(False)
+        return cls(listening)
+
+    async def accept(self) -> trio.SocketStream:
         while True:
             try:
-                stream = await listener.accept()
-            except OSError as error:
-                if error.errno not in ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                if not backoff:
-                    log.warning(
-                        "cannot accept connections: %s; the open ones are still served, new ones wait until "
-                        "some close (raise the limit of open files, ulimit -n, or lower http.max_connections_per_ip)",
-                        error.strerror or error,
-                    )
-                backoff = min(max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
-                await trio.sleep(backoff)
+                sock, _ = self._socket.accept()
+            except BlockingIOError:
+                self._streak = 0
+                await trio.lowlevel.wait_readable(self._socket)
                 continue
-            if backoff:
-                log.warning("accepting connections again")
-                backoff = 0.0
-            nursery.start_soon(handler, stream)
+            except OSError as error:
+                if error.errno in _IGNORABLE_ACCEPT_ERRNOS:
+                    continue
+                raise
+            self._streak += 1
+            if self._streak >= self._YIELD_EVERY:
+                self._streak = 0
+                try:
+                    await trio.lowlevel.checkpoint()
+                except BaseException:
+                    sock.close()
+                    raise
+            return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self._socket)
+        self._socket.close()
 
 
 async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream], timeout: float) -> bool:

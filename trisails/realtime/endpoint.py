@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -343,10 +343,14 @@ class EngineIOEndpoint:
 _UNIQUE_HEADERS = frozenset({"sec-websocket-key", "cookie", "authorization", "x-forwarded-for"})
 #: Longer header values are kept as they are.
 _INTERN_UP_TO = 256
+#: Header names as the handshake keeps them, by their bytes on the wire: every client sends the same
+#: few, so each is decoded once (the first few hundred distinct names, whatever clients send).
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT = 512
 
 
 def make_handshake(
-    raw_headers: list[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
+    raw_headers: Iterable[tuple[bytes, bytes]], query: dict[str, str], path: str, raw_query: str, address: str, secure: bool
 ) -> Handshake:
     """The :class:`Handshake` of a request: every header (lower-case names, repeats joined with ", ")."""
     headers: dict[str, str] = {}
@@ -354,7 +358,11 @@ def make_handshake(
         # An idle connection keeps its handshake for hours, and most of it is the same for every
         # client (names, Host, Origin, User-Agent...): interned, those strings are shared rather than
         # copied per connection. Per-connection values (the websocket key, cookies) are not worth it.
-        name = sys.intern(key.decode("latin-1").lower())
+        name = _NAMES.get(key)
+        if name is None:
+            name = sys.intern(key.decode("latin-1").lower())
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[key] = name
         text = value.decode("latin-1")
         if name not in _UNIQUE_HEADERS and len(text) <= _INTERN_UP_TO:
             text = sys.intern(text)

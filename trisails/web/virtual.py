@@ -79,14 +79,40 @@ class _Requests:
         self.app = app
         self.socket = socket
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst)
-        self.sdk_ok = virtual.sdk_version_ok(_sdk_version(socket))  # once: the handshake does not change
-        # The cookie the socket's requests carry: the handshake's, with a session of their own when it
-        # named none (server-side only, as in Sails: the client never sees this cookie).
-        self.cookie = socket.handshake.headers.get("cookie")
-        sessions = app.sessions
-        if sessions.enabled and not _no_session(socket) and socket.handshake.query.get("nosession") != "true":
-            if sessions.sid_in(self.cookie) is None:
-                self.cookie = sessions.with_cookie(self.cookie, new_sid())
+        self._sdk_ok: bool | None = None
+        self._cookie: str | None = None
+        self._cookie_settled = False
+
+    @property
+    def sdk_ok(self) -> bool:
+        """Whether the socket's SDK version speaks the Sails 1 request format: judged once, at its first
+        request (the handshake does not change), not for every socket that connects."""
+        if self._sdk_ok is None:
+            self._sdk_ok = virtual.sdk_version_ok(_sdk_version(self.socket))
+        return self._sdk_ok
+
+    @property
+    def cookie(self) -> str | None:
+        """The cookie the socket's requests carry: the handshake's, with a session of their own when it
+        named none (server-side only, as in Sails: the client never sees this cookie).
+
+        Settled at the first request (or disconnect), not at connect: most sockets of a busy server
+        never send a request, and minting and signing a session id was a tenth of a connection's cost.
+        No one sees the value before then, so nothing observable changes."""
+        if not self._cookie_settled:
+            socket, sessions = self.socket, self.app.sessions
+            cookie = socket.handshake.headers.get("cookie")
+            if sessions.enabled and not _no_session(socket) and socket.handshake.query.get("nosession") != "true":
+                if sessions.sid_in(cookie) is None:
+                    cookie = sessions.with_cookie(cookie, new_sid())
+            self._cookie = cookie
+            self._cookie_settled = True
+        return self._cookie
+
+    @cookie.setter
+    def cookie(self, value: str | None) -> None:
+        self._cookie = value
+        self._cookie_settled = True
 
     async def after_disconnect(self, reason: str) -> None:
         """The app's ``sockets.after_disconnect(session, socket)`` hook, with the socket's session."""
