@@ -72,7 +72,7 @@ class _Requests:
     """One socket's virtual requests: what is settled at connect time (its rate bucket, its SDK
     version's verdict), and the handler every verb event calls."""
 
-    __slots__ = ("app", "socket", "bucket", "sdk_ok", "cookie")  # one per socket: kept small
+    __slots__ = ("app", "socket", "bucket", "_sdk_ok", "_cookie", "_cookie_settled")  # one per socket: kept small
 
     def __init__(self, app: App, socket: Socket) -> None:
         settings = app.settings.sockets
