@@ -39,6 +39,7 @@ import math
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -470,7 +471,9 @@ def _parse_query(query: str) -> dict[str, str]:
     for item in query.split("&"):
         if item:
             name, _, value = item.partition("=")
-            parsed[name] = value
+            # kept by the handshake for the connection's life: the usual names and values (EIO,
+            # transport...) are shared by every connection rather than copied into each
+            parsed[sys.intern(name)] = sys.intern(value) if len(value) <= 64 else value
     return parsed
 
 

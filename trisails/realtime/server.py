@@ -138,6 +138,14 @@ def _ack_args(result: Any) -> list[Any]:
     return [result]
 
 
+def _is_async(handler: Handler) -> bool:
+    """Whether ``handler`` is an ``async def`` (or an object whose ``__call__`` is): checked for every
+    handler of every connection, so a plain function's code flags are read directly."""
+    if type(handler) is types.FunctionType:
+        return bool(handler.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
+
+
 def _takes_ack(handler: Handler) -> bool:
     """Whether ``handler`` has a keyword-only ``ack`` parameter: it answers the client itself."""
     code = getattr(handler, "__code__", None)
@@ -308,7 +316,7 @@ class Socket:
                 self._on_disconnect.append(fn)
                 return fn
             self._events[event] = fn
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+            if _is_async(fn):
                 if self._async_events is None:
                     self._async_events = set()
                 self._async_events.add(event)
