@@ -138,6 +138,18 @@ def _ack_args(result: Any) -> list[Any]:
     return [result]
 
 
+def _mark(names: set[str] | None, name: str, marked: bool) -> set[str] | None:
+    """``names`` with ``name`` in it if ``marked``, else without (the set made only when first needed:
+    most sockets never mark anything)."""
+    if marked:
+        if names is None:
+            names = set()
+        names.add(name)
+    elif names is not None:
+        names.discard(name)
+    return names
+
+
 def _is_async(handler: Handler) -> bool:
     """Whether ``handler`` is an ``async def`` (or an object whose ``__call__`` is): checked for every
     handler of every connection, so a plain function's code flags are read directly."""
@@ -316,18 +328,8 @@ class Socket:
                 self._on_disconnect.append(fn)
                 return fn
             self._events[event] = fn
-            if _is_async(fn):
-                if self._async_events is None:
-                    self._async_events = set()
-                self._async_events.add(event)
-            elif self._async_events is not None:
-                self._async_events.discard(event)
-            if _takes_ack(fn):
-                if self._ack_takers is None:
-                    self._ack_takers = set()
-                self._ack_takers.add(event)
-            elif self._ack_takers is not None:
-                self._ack_takers.discard(event)
+            self._async_events = _mark(self._async_events, event, _is_async(fn))
+            self._ack_takers = _mark(self._ack_takers, event, _takes_ack(fn))
             return fn
 
         return register(handler) if handler is not None else register
