@@ -11,6 +11,8 @@ from tests.realtime.test_events import connect_v4
 from tests.support import memory
 from tests.support.raw import RawWebSocket, never_reading_client, raw_websocket
 from trisails import App, Settings, Socket, SocketSettings
+from trisails.protocol.engineio import Envelope
+from trisails.realtime.rooms import MemoryAdapter
 from trisails.testing import serve_in_memory
 
 
@@ -169,3 +171,25 @@ async def test_namespaces_have_rooms_of_their_own() -> None:
         await custom_ws.expect('42/custom,["only-custom"]')
         assert app.io.to("room").emit("only-main") == 1
         await main_ws.expect('42["only-main"]')
+
+
+def test_a_broadcast_reaches_a_rooms_members_in_the_order_they_joined() -> None:
+    delivered: list[str] = []
+    adapter = MemoryAdapter(lambda sid, envelope: delivered.append(sid))
+    joined = [f"socket-{n}" for n in (5, 3, 9, 1, 7, 2, 8)]
+    for sid in joined:
+        adapter.add_all(sid, [sid, "lobby"])
+    adapter.delete("socket-9", "lobby")
+    adapter.add_all("socket-9", ["lobby"])  # left and came back: now the last to have joined
+
+    assert adapter.broadcast(Envelope.message("2[\"hi\"]"), ["lobby"]) == 7
+    assert delivered == ["socket-5", "socket-3", "socket-1", "socket-7", "socket-2", "socket-8", "socket-9"]
+
+    delivered.clear()
+    adapter.add_all("socket-4", ["kitchen"])
+    adapter.broadcast(Envelope.message("2[\"hi\"]"), ["kitchen", "lobby"], exclude=["socket-3"])
+    assert delivered == ["socket-4", "socket-5", "socket-1", "socket-7", "socket-2", "socket-8", "socket-9"]
+
+    delivered.clear()
+    adapter.broadcast(Envelope.message("2[\"hi\"]"))  # everyone: in the order they connected
+    assert delivered == [*[sid for sid in joined], "socket-4"]

@@ -87,11 +87,12 @@ Serve = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], None] | None],
 
 
 class MemoryAdapter:
-    """The in-process adapter: two dictionaries kept in step (room → ids, id → rooms)."""
+    """The in-process adapter: two dictionaries kept in step (room → ids, in the order they joined;
+    id → rooms)."""
 
     def __init__(self, deliver: Callable[[str, Envelope], object]) -> None:
         self._deliver = deliver
-        self._rooms: dict[str, set[str]] = {}
+        self._rooms: dict[str, dict[str, None]] = {}  # an ordered set of member ids per room
         self._sids: dict[str, set[str]] = {}
         self.leave_listeners: list[Callable[[str, str], None]] = []
         self.serve: Serve | None = None
@@ -100,7 +101,7 @@ class MemoryAdapter:
         mine = self._sids.setdefault(sid, set())
         for room in rooms:
             mine.add(room)
-            self._rooms.setdefault(room, set()).add(sid)
+            self._rooms.setdefault(room, {})[sid] = None
 
     def delete(self, sid: str, room: str) -> None:
         rooms = self._sids.get(sid, set())
@@ -108,7 +109,7 @@ class MemoryAdapter:
         rooms.discard(room)
         members = self._rooms.get(room)
         if members is not None:
-            members.discard(sid)
+            members.pop(sid, None)
             if not members:
                 del self._rooms[room]
         if was_in:
@@ -118,7 +119,7 @@ class MemoryAdapter:
         for room in self._sids.pop(sid, set()):
             members = self._rooms.get(room)
             if members is not None:
-                members.discard(sid)
+                members.pop(sid, None)
                 if not members:
                     del self._rooms[room]
             self._left(sid, room)
@@ -139,7 +140,7 @@ class MemoryAdapter:
             return set(self._sids)
         found: set[str] = set()
         for room in rooms:
-            found |= self._rooms.get(room, set())
+            found.update(self._rooms.get(room, ()))
         return found
 
     def rooms(self) -> dict[str, int]:
@@ -167,10 +168,19 @@ class MemoryAdapter:
         return [], 0
 
     def broadcast(self, envelope: Envelope, rooms: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
-        targets = self.sockets(rooms)
-        excluded = self.sockets(exclude) if exclude else set()
+        rooms = tuple(rooms)
+        # Members in the order they joined, as socket.io delivers: the clients that joined together
+        # (often one process's, in a test or a load balancer's batch) get their messages together, and
+        # can start on them while the rest are still being written.
+        if not rooms:
+            targets: Iterable[str] = tuple(self._sids)
+        elif len(rooms) == 1:
+            targets = tuple(self._rooms.get(rooms[0], ()))
+        else:
+            targets = tuple(dict.fromkeys(sid for room in rooms for sid in self._rooms.get(room, ())))
+        excluded = self.sockets(exclude) if exclude else ()
         count = 0
-        for sid in targets:
+        for sid in targets:  # a snapshot: a delivery may close a slow socket, which leaves its rooms
             if sid not in excluded:
                 self._deliver(sid, envelope)
                 count += 1
