@@ -4,7 +4,10 @@ The framing rules are sans-I/O; this class only moves bytes between them and the
 stream (rather than going through ASGI) is what makes the connection core fast and safe: a ready-made
 frame can be written straight to the kernel (:meth:`StreamWebSocket.write_now`, no task switch), a batch
 goes out in one ``send_all``, and cancelling a write simply abandons a connection we are closing, so a
-peer that stops reading can always be cut off.
+peer that stops reading can always be cut off. Reading is direct too: on a plain TCP socket the reader
+reads the descriptor itself and waits for readiness only when the kernel has nothing
+(:meth:`StreamWebSocket.receive_nowait`, :meth:`StreamWebSocket.readable`), rather than taking a trip
+through trio's scheduler for every read.
 """
 
 from __future__ import annotations
