@@ -21,6 +21,7 @@ being passed on. Values are shown in error details and stringified headers as Ja
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -99,7 +100,11 @@ def parse_query(query: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if not query:
         return result
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    if "%" in query or "+" in query:
+        pairs: Iterable[tuple[str, str]] = parse_qsl(query, keep_blank_values=True)
+    else:  # nothing to unquote (``x=1&y=2``, the usual case): what parse_qsl gives, without its machinery
+        pairs = [(name, value) for name, _, value in (item.partition("=") for item in query.split("&") if item)]
+    for name, value in pairs:
         if name in result:
             previous = result[name]
             result[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
@@ -114,15 +119,16 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
     ``[]`` and ``{}`` are one level, ``[[1]]`` two. Walked with a stack, not recursion, so a value nested
     as deep as a JSON parser allows is measured, not a RecursionError.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]  # only lists and objects go on it
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
     return False
 
 
