@@ -16,13 +16,17 @@ Tasks, and who owns them:
   the endpoint's nursery.
 * **The reader** of a websocket is the connection task itself (:meth:`Connection.serve_websocket`),
   not a task of its own: frames are decoded and handed upward in that task, so a plain handler runs and
-  its ack is written without a task switch.
+  its ack is written without a task switch. It reads the descriptor itself and waits only when the
+  kernel has nothing (:meth:`StreamWebSocket.receive_nowait`), under the session nursery's own cancel
+  scope.
 * **The writer** exists only while something waits to be written. Writing has an explicit state
   (:class:`WriterState`): while ``IDLE``, a send on an uncompressed websocket goes straight to the
   kernel (one system call, no task switch); whatever the kernel does not take, and everything sent
   after it, waits for a writer task that flushes it all in one ``send_all`` per round and then ends.
 * **Timers** are not tasks: every session's next deadline sits in one :class:`Deadlines` heap that a
-  single task of the endpoint sleeps on (heartbeats, ping timeouts, upgrade and connect timeouts).
+  single task of the endpoint sleeps on (heartbeats, ping timeouts, upgrade and connect timeouts, and
+  the end of a socket dispatcher's linger, which the receiver announces with
+  :meth:`Connection.timers_changed`).
 """
 
 from __future__ import annotations
