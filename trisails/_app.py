@@ -402,6 +402,7 @@ class App:
                 self._tasks = await root.start(self._own_tasks)
                 services = await root.start(self._services)
                 services.start_soon(self._engine.keep_time)
+                services.start_soon(self._engine.read_websockets)
                 if self.settings.sockets.redis_url:
                     await self._join_cluster(services)
                 if self._declarations:

@@ -48,6 +48,8 @@ from .._errors import ProtocolError
 from ..protocol import engineio as eio
 from ..protocol.engine_session import EngineSession, SessionState, Transport, UpgradeState
 from ..protocol.engineio import Envelope
+from ..protocol.websocket import encode_frame
+from .reading import SharedReader
 from .websocket import Pending, StreamWebSocket
 
 __all__ = ["Connection", "ConnectionRegistry", "Deadlines", "Handshake", "MessageReceiver", "WriterState", "new_id"]
@@ -359,6 +361,15 @@ class Connection:
         self._react()
         return sent
 
+    def send_message(self, text: str) -> bool:
+        """Send one text MESSAGE packet, as :meth:`send` sends ``Envelope.message(text)``: an ack, the most
+        common packet, goes to the kernel as its one frame without an envelope made for it."""
+        session = self.session
+        if self._direct and self._writer is WriterState.IDLE and not session.queued and session.state is SessionState.OPEN:
+            self._write_now(encode_frame("4" + text))
+            return True
+        return self.send(Envelope.message(text))
+
     def _write_direct(self) -> None:
         """Write everything queued straight to the kernel (the writer is idle)."""
         revision = self.session.revision
@@ -404,14 +415,17 @@ class Connection:
             self._finish()
 
     # -------------------------------------------------------------------------------------- websocket
-    async def serve_websocket(self, websocket: StreamWebSocket) -> None:
-        """Be this session's transport from the start: read frames until the session ends, then close."""
+    async def serve_websocket(self, websocket: StreamWebSocket, reader: SharedReader | None = None) -> None:
+        """Be this session's transport from the start: read frames until the session ends, then close.
+
+        With a running ``reader``, the waits for input are the shared reader's (see
+        :mod:`trisails.realtime.reading`)."""
         self._attach(websocket)
         async with _Lifetime(self):
-            await self._read(websocket, own_scope=False)
+            await self._read(websocket, reader, own_scope=False)
         await websocket.close(self.session.close_code)
 
-    async def upgrade(self, websocket: StreamWebSocket) -> None:
+    async def upgrade(self, websocket: StreamWebSocket, reader: SharedReader | None = None) -> None:
         """Probe and take over a polling session on ``websocket`` (run in the websocket's own task)."""
         session = self.session
         if not session.start_upgrade(trio.current_time()):
@@ -441,23 +455,24 @@ class Connection:
             return
         self._attach(websocket)
         self._react()  # the pending poll is released with a NOOP; queued packets go to the websocket
-        await self._read(websocket)
+        await self._read(websocket, reader)
         await websocket.close(self.session.close_code)
 
     def _attach(self, websocket: StreamWebSocket) -> None:
         self._websocket = websocket
         self._direct = websocket.direct
 
-    async def _read(self, websocket: StreamWebSocket, *, own_scope: bool = True) -> None:
+    async def _read(self, websocket: StreamWebSocket, reader: SharedReader | None, *, own_scope: bool = True) -> None:
         """Read frames and hand each message upward, until the peer or the session ends; then close.
 
         The end of the session cancels the read. Read in the session's nursery (``own_scope=False``),
         that is the nursery's own cancel scope, which ends the session's tasks at the same moment: an
         idle connection then holds one cancel scope rather than two. An upgraded websocket is read in
-        its own task, outside the nursery, and gets a scope of its own.
+        its own task, outside the nursery, and gets a scope of its own. While ``reader`` runs, this
+        task parks in it whenever the kernel has nothing to read, and the reader serves what arrives
+        (:meth:`_serve_ready`) until something needs this task again.
         """
         session = self.session
-        receiver = self.receiver
         nursery = self.nursery
         scope = trio.CancelScope() if own_scope or nursery is None else None
         try:
@@ -471,6 +486,11 @@ class Connection:
                     if not isinstance(received, Pending):
                         frame = received
                     elif received is Pending.WAIT:
+                        if reader is not None and reader.running:
+                            await websocket.wait_shared(reader, self._serve_ready)
+                            if session.state is SessionState.CLOSED:
+                                break
+                            continue
                         try:
                             await websocket.readable()
                         except trio.ClosedResourceError:  # closed under us (the server is stopping)
@@ -479,26 +499,49 @@ class Connection:
                             continue
                     else:
                         frame = await websocket.receive()
-                    if frame is None:
-                        session.close("transport close", flush=False)
+                    if not self._take(frame):
                         break
-                    message = session.receive_frame(frame, trio.current_time())
-                    if message is not None and receiver is not None:
-                        try:
-                            receiver.on_message(message)
-                        except ProtocolError as error:
-                            session.protocol_error(error.reason)
-                    if session.state is not SessionState.OPEN:
-                        self.log_if_broken()
-                        self._react()
-                        if session.state is SessionState.CLOSED:
-                            break
-                    elif session.queued and self._writer is WriterState.IDLE:
-                        self._react()
         finally:
             self._reader_scope = None
         session.close("transport close", flush=False)
         self._finish()
+
+    def _serve_ready(self) -> bool:
+        """The shared reader's call while this connection's task is parked in it: the descriptor is
+        readable. Take every message the kernel has; True to stay parked, False when the task is
+        needed (awaited work, or the end of the read)."""
+        websocket = self._websocket
+        assert websocket is not None
+        websocket.mark_readable()
+        while True:
+            received = websocket.receive_nowait()
+            if received is Pending.WAIT:
+                return True
+            if received is Pending.AWAIT or not self._take(received) or self._over:
+                return False
+
+    def _take(self, frame: str | bytes | None) -> bool:
+        """Hand one websocket message to the session and the layer above; False once the read is over
+        (``frame`` None: the peer closed or broke the connection)."""
+        session = self.session
+        if frame is None:
+            session.close("transport close", flush=False)
+            return False
+        message = session.receive_frame(frame, trio.current_time())
+        receiver = self.receiver
+        if message is not None and receiver is not None:
+            try:
+                receiver.on_message(message)
+            except ProtocolError as error:
+                session.protocol_error(error.reason)
+        if session.state is not SessionState.OPEN:
+            self.log_if_broken()
+            self._react()
+            if session.state is SessionState.CLOSED:
+                return False
+        elif session.queued and self._writer is WriterState.IDLE:
+            self._react()
+        return True
 
     # -------------------------------------------------------------------------------------- polling
     async def poll(self) -> list[eio.Packet] | eio.HandshakeError:

@@ -40,6 +40,7 @@ from ..protocol import engineio as eio
 from ..protocol.engine_session import EngineSession, SessionState, Transport
 from ..protocol.engineio import Envelope
 from .connection import Connection, ConnectionRegistry, Deadlines, Handshake, new_id
+from .reading import SharedReader
 
 if TYPE_CHECKING:
     from .._config import SocketSettings
@@ -82,6 +83,7 @@ class EngineIOEndpoint:
         self._settings = settings
         self.sessions = ConnectionRegistry()
         self.deadlines = Deadlines()
+        self.reader = SharedReader()
         self._nursery: trio.Nursery | None = None
 
     def bind(self, nursery: trio.Nursery) -> None:
@@ -91,6 +93,11 @@ class EngineIOEndpoint:
     async def keep_time(self) -> None:
         """Run every session's timers (heartbeats, timeouts): one task for all of them."""
         await self.deadlines.run()
+
+    async def read_websockets(self) -> None:
+        """Wait for input on every idle websocket at once (see :mod:`trisails.realtime.reading`): one
+        task for all of them. Without it, each websocket's task waits for its own."""
+        await self.reader.run()
 
     @property
     def path(self) -> str:
@@ -206,10 +213,10 @@ class EngineIOEndpoint:
             return
         websocket = await accept()
         if existing is not None:
-            await existing.upgrade(websocket)
+            await existing.upgrade(websocket, self.reader)
             return
         connection = self._open(handshake, query, Transport.WEBSOCKET)
-        await connection.serve_websocket(websocket)
+        await connection.serve_websocket(websocket, self.reader)
 
     # ----------------------------------------------------------------------------------------- sessions
     def _check(self, query: dict[str, str], *, websocket: bool) -> eio.HandshakeError | None:

@@ -414,7 +414,7 @@ class Socket:
         if text is None:  # binary arguments: attachments follow
             self._send(sio.Packet(sio.PacketType.ACK, self.namespace.name, args, id=ack_id))
         else:
-            self._connection.session.send(Envelope.message(text))
+            self._connection.session.send_message(text)
 
     def statistics(self) -> dict[str, Any]:
         """How this socket is doing: its transport, messages waiting for its writer, messages dropped."""

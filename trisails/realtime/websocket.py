@@ -15,12 +15,13 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from .._errors import WebSocketError
 from ..protocol import websocket as rfc6455
+from .reading import SharedReader
 
 __all__ = ["Pending", "StreamWebSocket"]
 
@@ -50,7 +51,7 @@ class StreamWebSocket:
 
     __slots__ = (
         "_stream", "_fd", "_ws", "_request", "_max_message_size", "_send_lock", "_drained", "_streak", "_held",
-        "_unsent", "direct", "closed",
+        "_unsent", "_shared", "direct", "closed",
     )
 
     def __init__(
@@ -69,6 +70,7 @@ class StreamWebSocket:
         self._held: rfc6455.Event | WebSocketError | None = None  # met by receive_nowait, for receive
         self._unsent = b""
         """The 101 response, until the first write carries it (see :meth:`accept`)."""
+        self._shared: SharedReader | None = None  # while our reader is parked in it (see wait_shared)
         self.direct = True
         """Whether ready-made frames are written as they are (False once permessage-deflate is on, so
         that messages are compressed)."""
@@ -192,6 +194,23 @@ class StreamWebSocket:
             self._drained = False
             return trio.lowlevel.wait_readable(self._fd)
         return trio.lowlevel.checkpoint()
+
+    async def wait_shared(self, reader: SharedReader, serve: Callable[[], bool]) -> None:
+        """What to await when :meth:`receive_nowait` said :attr:`Pending.WAIT`, when ``reader`` is running:
+        park in it, which calls ``serve`` in its own task each time the descriptor is readable, until
+        ``serve`` returns False (then call :meth:`receive_nowait` again) or raises (raised here).
+        ``serve`` calls :meth:`mark_readable` first."""
+        assert self._fd is not None
+        self._shared = reader
+        try:
+            await reader.wait(self._fd, serve)
+        finally:
+            self._shared = None
+
+    def mark_readable(self) -> None:
+        """The descriptor was reported readable: the next :meth:`receive_nowait` reads it."""
+        self._drained = False
+        self._streak = 0
 
     async def receive(self) -> str | bytes | None:
         """The next whole message, or None once the peer has closed or broken the connection."""
@@ -323,4 +342,7 @@ class StreamWebSocket:
 
     async def _abort(self) -> None:
         self.closed = True
+        if self._shared is not None:  # our reader is parked on the descriptor: it must see the end
+            assert self._fd is not None
+            self._shared.release(self._fd)
         await trio.aclose_forcefully(self._stream)
