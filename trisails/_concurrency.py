@@ -12,22 +12,35 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
 
-__all__ = ["InFlight", "Waiter", "call", "on_loop"]
+__all__ = ["PLAIN_RESULTS", "InFlight", "Waiter", "call", "is_async", "on_loop"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Results that are never awaitable, told apart by type alone (``inspect.isawaitable`` asks an ABC).
+PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
 
 
 async def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(*args)`` and await the result if it is awaitable: handlers may be plain or async."""
     result = fn(*args)
-    if inspect.isawaitable(result):
+    if type(result) is types.CoroutineType or (type(result) not in PLAIN_RESULTS and inspect.isawaitable(result)):
         result = await result
     return result
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is an ``async def`` (or an object whose ``__call__`` is); a plain function's code
+    flags are read directly, since this is asked for every handler and action."""
+    if type(fn) is types.FunctionType:
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
 
 
 def on_loop(method: F) -> F:

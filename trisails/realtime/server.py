@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from .._concurrency import Waiter, call, on_loop
+from .._concurrency import PLAIN_RESULTS, Waiter, call, is_async, on_loop
 from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError, RoomLimitReached
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
@@ -104,10 +104,6 @@ def _envelope(packet: sio.Packet, *, volatile: bool = False) -> Envelope:
     return Envelope([eio.Packet(eio.PacketType.MESSAGE, part) for part in parts], volatile=volatile)
 
 
-#: Return values that are surely not awaitable (checked first: ``inspect.isawaitable`` is slow).
-_PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
-
-
 def _pack(values: list[Any]) -> list[Any]:
     """Values as JSON another process can take through Redis: the Engine.IO messages of a Socket.IO
     ACK packet holding them (so dates, decimals and the rest are written as for a client), with each
@@ -148,14 +144,6 @@ def _mark(names: set[str] | None, name: str, marked: bool) -> set[str] | None:
     elif names is not None:
         names.discard(name)
     return names
-
-
-def _is_async(handler: Handler) -> bool:
-    """Whether ``handler`` is an ``async def`` (or an object whose ``__call__`` is): checked for every
-    handler of every connection, so a plain function's code flags are read directly."""
-    if type(handler) is types.FunctionType:
-        return bool(handler.__code__.co_flags & inspect.CO_COROUTINE)
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
 
 
 def _takes_ack(handler: Handler) -> bool:
@@ -328,7 +316,7 @@ class Socket:
                 self._on_disconnect.append(fn)
                 return fn
             self._events[event] = fn
-            self._async_events = _mark(self._async_events, event, _is_async(fn))
+            self._async_events = _mark(self._async_events, event, is_async(fn))
             self._ack_takers = _mark(self._ack_takers, event, _takes_ack(fn))
             return fn
 
@@ -545,7 +533,7 @@ class Socket:
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
-        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+        if type(result) not in PLAIN_RESULTS and inspect.isawaitable(result):
             # a plain function that returned a coroutine: await it in turn
             self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True

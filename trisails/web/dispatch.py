@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._concurrency import PLAIN_RESULTS
 from .._errors import TrisailsError
 from .request import Request, Response
 from .security import csrf_ok
@@ -52,7 +53,7 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         guarded = not route.options.get("builtin") and "view" not in route.options  # as in Sails: views have no policies
         if policies is not None and guarded and not await policies.check(route.name, req, res):
             return res
-        if inspect.iscoroutinefunction(route.action):
+        if route.is_async:
             result = await route.action(req, res)
         else:
             result = await trio.to_thread.run_sync(route.action, req, res)
@@ -70,8 +71,9 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         return res
     if not res.sent:
         _answer_with(res, result, route.name)
-    if inspect.isawaitable(res.body):
-        return unsendable(req, res.body, production=production)
+    body = res.body
+    if type(body) not in PLAIN_RESULTS and inspect.isawaitable(body):
+        return unsendable(req, body, production=production)
     return res
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._concurrency import is_async
 from .._errors import ConfigError
 
 __all__ = ["Action", "Route", "Router"]
@@ -42,9 +43,12 @@ class Route:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     regex: re.Pattern[str] = field(init=False, repr=False)
+    is_async: bool = field(init=False, repr=False)
+    """Whether the action is an ``async def`` (a plain ``def`` runs in a worker thread)."""
 
     def __post_init__(self) -> None:
         self.regex = _compile(self.pattern)
+        self.is_async = is_async(self.action)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method != "*" and self.method != method and not (self.method == "GET" and method == "HEAD"):
