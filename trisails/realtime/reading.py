@@ -95,6 +95,8 @@ class SharedReader:
         epoll = self._epoll
         if epoll is None:
             return
+        if fd in self._parked:  # a descriptor number reused behind our back: its old task must not hang
+            self.release(fd)
         epoll.register(fd, select.EPOLLIN)
         self._parked[fd] = (trio.lowlevel.current_task(), serve)
         await trio.lowlevel.wait_task_rescheduled(functools.partial(self._abort, fd))
