@@ -42,6 +42,9 @@ class Adapter(Protocol):
     def socket_rooms(self, sid: str) -> set[str]:
         """The rooms socket ``sid`` is in."""
 
+    def room_count(self, sid: str) -> int:
+        """How many rooms socket ``sid`` is in (without copying them, as :meth:`socket_rooms` does)."""
+
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         """Ids of the sockets in any of ``rooms``; every socket when ``rooms`` is empty."""
 
@@ -133,6 +136,9 @@ class MemoryAdapter:
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self._sids.get(sid, ()))
+
+    def room_count(self, sid: str) -> int:
+        return len(self._sids.get(sid, ()))
 
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         rooms = list(rooms)

@@ -425,15 +425,19 @@ class Socket:
         """Join a room, or each of several; :class:`~trisails.RoomLimitReached` if that would put the
         socket in more rooms than ``sockets.max_rooms_per_socket`` (then it joins none of them)."""
         wanted = _room_set(rooms)
-        current = self.namespace.adapter.socket_rooms(self.id)
+        adapter = self.namespace.adapter
         limit = self.namespace.server.settings.max_rooms_per_socket
-        if len(current) + len(wanted - current) > limit:
-            raise RoomLimitReached(
-                f"socket {self.id} is in {len(current)} rooms; joining {len(wanted - current)} more would pass "
-                f"sockets.max_rooms_per_socket ({limit}): leave some rooms first"
-            )
+        # the socket's rooms are copied only near the limit: a socket subscribed to many records (each a
+        # room) joins one more on every creation its model's watchers are introduced to
+        if adapter.room_count(self.id) + len(wanted) > limit:
+            current = adapter.socket_rooms(self.id)
+            if len(current | wanted) > limit:
+                raise RoomLimitReached(
+                    f"socket {self.id} is in {len(current)} rooms; joining {len(wanted - current)} more would pass "
+                    f"sockets.max_rooms_per_socket ({limit}): leave some rooms first"
+                )
         self.room_changes += 1
-        self.namespace.adapter.add_all(self.id, wanted)
+        adapter.add_all(self.id, wanted)
 
     @on_loop
     def leave(self, room: str) -> None:
