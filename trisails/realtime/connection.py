@@ -15,10 +15,13 @@ Tasks, and who owns them:
   that websocket's own connection task; a long-polling session outlives its HTTP requests, so it runs in
   the endpoint's nursery.
 * **The reader** of a websocket is the connection task itself (:meth:`Connection.serve_websocket`),
-  not a task of its own: frames are decoded and handed upward in that task, so a plain handler runs and
-  its ack is written without a task switch. It reads the descriptor itself and waits only when the
-  kernel has nothing (:meth:`StreamWebSocket.receive_nowait`), under the session nursery's own cancel
-  scope.
+  not a task of its own: frames are decoded and handed upward without a task switch, so a plain handler
+  runs and its ack is written at once. It reads the descriptor itself
+  (:meth:`StreamWebSocket.receive_nowait`), under the session nursery's own cancel scope, and when the
+  kernel has nothing it parks in the endpoint's :class:`~trisails.realtime.reading.SharedReader`, one
+  task that waits for every idle websocket at once and serves what arrives in the connection's name
+  (:meth:`Connection._serve_ready`), handing the connection back to its task for anything that needs
+  awaiting.
 * **The writer** exists only while something waits to be written. Writing has an explicit state
   (:class:`WriterState`): while ``IDLE``, a send on an uncompressed websocket goes straight to the
   kernel (one system call, no task switch); whatever the kernel does not take, and everything sent

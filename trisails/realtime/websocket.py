@@ -6,8 +6,9 @@ frame can be written straight to the kernel (:meth:`StreamWebSocket.write_now`, 
 goes out in one ``send_all``, and cancelling a write simply abandons a connection we are closing, so a
 peer that stops reading can always be cut off. Reading is direct too: on a plain TCP socket the reader
 reads the descriptor itself and waits for readiness only when the kernel has nothing
-(:meth:`StreamWebSocket.receive_nowait`, :meth:`StreamWebSocket.readable`), rather than taking a trip
-through trio's scheduler for every read.
+(:meth:`StreamWebSocket.receive_nowait`), rather than taking a trip through trio's scheduler for every
+read; it waits in the endpoint's shared reader (:meth:`StreamWebSocket.wait_shared`) when there is one,
+else for its own descriptor (:meth:`StreamWebSocket.readable`).
 """
 
 from __future__ import annotations
