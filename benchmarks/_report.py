@@ -93,27 +93,23 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return "not measured"
         return "**met**" if ok else "**missed**"
 
-    tri, ref = pair("rtt-virtual", "sails")
-    t, s = _mean(tri, "cpu_us_per_op"), _mean(ref, "cpu_us_per_op")
-    out.append({
-        "ref": "virtual",
-        "target": "virtual request CPU ≤ 0.45 of Sails'",
-        "trisails": f"{_runs(tri, 'cpu_us_per_op')} µs/request",
-        "reference": f"Sails {_runs(ref, 'cpu_us_per_op')} µs/request (0.45 of it: {_f(s * 0.45 if s else None)})",
-        "verdict": verdict(tri, ref, t is not None and s is not None and t <= s * 0.45),
-        "ratio": t / s if t and s else None,
-    })
-    for client in ("v2", "v4") if have_sails_v4 else ("v2",):
-        tri, ref = pair("rtt-echo", client)
+    def cpu(key: str, target: str, unit: str, tri: list[dict[str, Any]], ref: list[dict[str, Any]],
+            share: float = 1.0, complete: bool = True) -> dict[str, Any]:
+        """A target on server CPU per operation: trisails' at most ``share`` of Sails'."""
         t, s = _mean(tri, "cpu_us_per_op"), _mean(ref, "cpu_us_per_op")
-        out.append({
-            "ref": "echo",
-            "target": f"raw echo CPU ≤ Sails' ({CLIENT_LABELS[client]} on both)",
-            "trisails": f"{_runs(tri, 'cpu_us_per_op')} µs/echo",
-            "reference": f"Sails {_runs(ref, 'cpu_us_per_op')} µs/echo",
-            "verdict": verdict(tri, ref, t is not None and s is not None and t <= s),
+        bound = f" ({share:g} of it: {_f(s * share if s else None)})" if share != 1.0 else ""
+        return {
+            "ref": key,
+            "target": target,
+            "trisails": f"{_runs(tri, 'cpu_us_per_op')} µs/{unit}",
+            "reference": f"Sails {_runs(ref, 'cpu_us_per_op')} µs/{unit}{bound}",
+            "verdict": verdict(tri, ref, t is not None and s is not None and t <= s * share and complete),
             "ratio": t / s if t and s else None,
-        })
+        }
+
+    out.append(cpu("virtual", "virtual request CPU ≤ 0.45 of Sails'", "request", *pair("rtt-virtual", "sails"), share=0.45))
+    for client in ("v2", "v4") if have_sails_v4 else ("v2",):
+        out.append(cpu("echo", f"raw echo CPU ≤ Sails' ({CLIENT_LABELS[client]} on both)", "echo", *pair("rtt-echo", client)))
     for client in ("v2", "v4") if have_sails_v4 else ("v2",):
         tri, ref = pair("fanout", client)
         t, s = _mean(tri, "cpu_us_per_op"), _mean(ref, "cpu_us_per_op")
@@ -128,16 +124,8 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "ratio": t / s if t and s else None,
         })
     tri, ref = pair("pubsub", "sails")
-    t, s = _mean(tri, "cpu_us_per_op"), _mean(ref, "cpu_us_per_op")
-    out.append({
-        "ref": "pubsub",
-        "target": "pub-sub CPU per delivery ≤ 0.5 of Sails'",
-        "trisails": f"{_runs(tri, 'cpu_us_per_op')} µs/delivery",
-        "reference": f"Sails {_runs(ref, 'cpu_us_per_op')} µs/delivery",
-        "verdict": verdict(tri, ref, t is not None and s is not None and t <= s * 0.5
-                           and all(r["delivered"] == r["expected"] for r in tri)),
-        "ratio": t / s if t and s else None,
-    })
+    out.append(cpu("pubsub", "pub-sub CPU per delivery ≤ 0.5 of Sails'", "delivery", tri, ref, share=0.5,
+                   complete=all(r["delivered"] == r["expected"] for r in tri)))
     counts = sorted({r["count"] for r in results if r.get("scenario") == "idle" and r.get("count")})
     if counts:
         n = counts[-1]
@@ -156,16 +144,8 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "verdict": verdict(tri, ref, t is not None and s is not None and t <= s and held),
                 "ratio": t / s if t and s else None,
             })
-        tri, ref = pair("idle", "v2", count=n)
-        t, s = _mean(tri, "cpu_us_per_op"), _mean(ref, "cpu_us_per_op")
-        out.append({
-            "ref": "connect",
-            "target": f"server CPU per new connection ≤ Sails' (the {n:,}-socket stage, {CLIENT_LABELS['v2']} on both)",
-            "trisails": f"{_runs(tri, 'cpu_us_per_op')} µs/connection",
-            "reference": f"Sails {_runs(ref, 'cpu_us_per_op')} µs/connection",
-            "verdict": verdict(tri, ref, t is not None and s is not None and t <= s),
-            "ratio": t / s if t and s else None,
-        })
+        out.append(cpu("connect", f"server CPU per new connection ≤ Sails' (the {n:,}-socket stage, "
+                       f"{CLIENT_LABELS['v2']} on both)", "connection", *pair("idle", "v2", count=n)))
     return out
 
 
