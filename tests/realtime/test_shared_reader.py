@@ -219,3 +219,20 @@ async def test_lowering_the_app_closes_every_idle_socket_waiting_in_the_reader()
             app.lower()
             assert [await one.closed(), await two.closed()] == [1001, 1001]
     assert gone.reasons == ["server shutting down", "server shutting down"]
+
+
+async def test_without_epoll_each_connection_waits_for_its_own_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the shared reader cannot run (no epoll: macOS, Windows), nothing changes for the client."""
+    monkeypatch.delattr("select.epoll")  # (trio's own poller was made when this test's run started)
+    gone = _Gone()
+    app = _echo_app(gone)
+    async with app.lifted() as url:
+        assert not app._engine.reader.running
+        async with raw_websocket(url) as ws:
+            await connect_v4(ws)
+            for n in range(3):
+                await ws.send(f'42{n}["echo",{n}]')
+                await ws.expect(f"43{n}[{n}]")
+                with trio.fail_after(5):
+                    await ws.ws.ping(b"are you there")
+        assert await gone.wait_for(1) == ["transport close"]
