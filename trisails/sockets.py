@@ -130,13 +130,15 @@ class Sockets:
                         continue
                     self._leave(sid, room)
         elif operation == "add_room_members_to_rooms":
+            dest = frozenset(args["dest"])
+            sockets = self._main.sockets
             for sid in adapter.sockets([source]):
-                socket = self._main.sockets.get(sid)
+                socket = sockets.get(sid)
                 if socket is None:
-                    adapter.add_all(sid, args["dest"])
+                    adapter.add_all(sid, dest)
                     continue
                 try:
-                    socket.join(args["dest"])
+                    socket._join(dest)
                 except RoomLimitReached as error:  # one full socket must not stop the others (or the caller)
                     log.warning("add_room_members_to_rooms(%r): skipped a socket: %s", source, error)
         elif operation == "remove_room_members_from_rooms":

@@ -101,10 +101,17 @@ class MemoryAdapter:
         self.serve: Serve | None = None
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
-        mine = self._sids.setdefault(sid, set())
+        mine = self._sids.get(sid)
+        if mine is None:
+            mine = self._sids[sid] = set()
+        every = self._rooms
         for room in rooms:
             mine.add(room)
-            self._rooms.setdefault(room, {})[sid] = None
+            members = every.get(room)
+            if members is None:
+                every[room] = {sid: None}
+            else:
+                members[sid] = None
 
     def delete(self, sid: str, room: str) -> None:
         rooms = self._sids.get(sid, set())

@@ -424,7 +424,11 @@ class Socket:
     def join(self, rooms: RoomSpec) -> None:
         """Join a room, or each of several; :class:`~trisails.RoomLimitReached` if that would put the
         socket in more rooms than ``sockets.max_rooms_per_socket`` (then it joins none of them)."""
-        wanted = _room_set(rooms)
+        self._join(_room_set(rooms))
+
+    def _join(self, wanted: frozenset[str]) -> None:
+        """:meth:`join`, on the loop already: ``Sockets.add_room_members_to_rooms`` calls it for each
+        member of a room (each watcher of a model, on every creation)."""
         adapter = self.namespace.adapter
         limit = self.namespace.server.settings.max_rooms_per_socket
         # the socket's rooms are copied only near the limit: a socket subscribed to many records (each a
