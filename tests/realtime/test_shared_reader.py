@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from tests.realtime.test_events import connect_v4
-from tests.support.raw import raw_websocket
+from tests.support.raw import RawWebSocket, raw_websocket
 from trisails import App, Socket
 from trisails.realtime.reading import SharedReader
 
@@ -161,15 +161,20 @@ def _echo_app(gone: _Gone) -> App:
     return app
 
 
+async def _echo_and_ping(ws: RawWebSocket) -> None:
+    """Connect, then three events, each answered, each followed by a ping the server must answer."""
+    await connect_v4(ws)
+    for n in range(3):
+        await ws.send(f'42{n}["echo",{n}]')
+        await ws.expect(f"43{n}[{n}]")
+        with trio.fail_after(5):
+            await ws.ws.ping(b"are you there")
+
+
 async def test_a_socket_that_pings_between_events_is_answered_and_keeps_being_served() -> None:
     """A ping is a control frame: the shared reader hands the connection back to its task to answer it."""
     async with _echo_app(_Gone()).lifted() as url, raw_websocket(url) as ws:
-        await connect_v4(ws)
-        for n in range(3):
-            await ws.send(f'42{n}["echo",{n}]')
-            await ws.expect(f"43{n}[{n}]")
-            with trio.fail_after(5):
-                await ws.ws.ping(b"are you there")
+        await _echo_and_ping(ws)
         await ws.send('429["echo","still here"]')
         await ws.expect('439["still here"]')
 
@@ -229,10 +234,5 @@ async def test_without_epoll_each_connection_waits_for_its_own_socket(monkeypatc
     async with app.lifted() as url:
         assert not app._engine.reader.running
         async with raw_websocket(url) as ws:
-            await connect_v4(ws)
-            for n in range(3):
-                await ws.send(f'42{n}["echo",{n}]')
-                await ws.expect(f"43{n}[{n}]")
-                with trio.fail_after(5):
-                    await ws.ws.ping(b"are you there")
+            await _echo_and_ping(ws)
         assert await gone.wait_for(1) == ["transport close"]
