@@ -18,19 +18,26 @@ from typing import Any, TypeVar
 
 import trio
 
-__all__ = ["PLAIN_RESULTS", "InFlight", "Waiter", "call", "is_async", "on_loop"]
+__all__ = ["InFlight", "Waiter", "call", "is_async", "is_awaitable", "on_loop"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 #: Results that are never awaitable, told apart by type alone (``inspect.isawaitable`` asks an ABC).
-PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
+_PLAIN_RESULTS = frozenset({type(None), dict, list, tuple, str, int, float, bool, bytes})
+
+
+def is_awaitable(value: Any) -> bool:
+    """``inspect.isawaitable(value)``, answered by type for the usual results (a coroutine, or plain
+    data), since it is asked of every handler's and action's result."""
+    kind = type(value)
+    return kind is types.CoroutineType or (kind not in _PLAIN_RESULTS and inspect.isawaitable(value))
 
 
 async def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(*args)`` and await the result if it is awaitable: handlers may be plain or async."""
     result = fn(*args)
-    if type(result) is types.CoroutineType or (type(result) not in PLAIN_RESULTS and inspect.isawaitable(result)):
+    if is_awaitable(result):
         result = await result
     return result
 

@@ -167,10 +167,10 @@ def parse(
         raise VirtualRequestError(f"Invalid params provided: expected an object, got {_describe(params)}")
     if isinstance(data, list):
         body: Any = data
-    elif params is None or not isinstance(params, dict) or not params:
-        body = dict(data) if data else {}
-    else:
+    elif isinstance(params, dict) and params:
         body = {**params, **(data or {})}
+    else:  # (params given as a list add nothing to an object body)
+        body = dict(data) if data else {}
     raw_headers = envelope.get("headers")
     if raw_headers is not None and not isinstance(raw_headers, dict):
         raise VirtualRequestError(f"Invalid headers provided: expected an object, got {_describe(raw_headers)}")

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from .._concurrency import PLAIN_RESULTS, Waiter, call, is_async, on_loop
+from .._concurrency import Waiter, call, is_async, is_awaitable, on_loop
 from .._errors import AckTimeout, ConnectionRefused, DisconnectedError, ProtocolError, RoomLimitReached
 from ..protocol import engineio as eio
 from ..protocol import socketio as sio
@@ -541,7 +541,7 @@ class Socket:
         except Exception:
             log.exception("handler for %r on socket %s failed", event, self.id)
             return True
-        if type(result) not in PLAIN_RESULTS and inspect.isawaitable(result):
+        if is_awaitable(result):
             # a plain function that returned a coroutine: await it in turn
             self._queue((_AWAIT, [result], None if answers_itself else ack_id))
             return True

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._concurrency import PLAIN_RESULTS
+from .._concurrency import is_awaitable
 from .._errors import TrisailsError
 from .request import Request, Response
 from .security import csrf_ok
@@ -71,9 +71,8 @@ async def dispatch(router: Router, req: Request, *, production: bool, policies: 
         return res
     if not res.sent:
         _answer_with(res, result, route.name)
-    body = res.body
-    if type(body) not in PLAIN_RESULTS and inspect.isawaitable(body):
-        return unsendable(req, body, production=production)
+    if is_awaitable(res.body):
+        return unsendable(req, res.body, production=production)
     return res
 
 
