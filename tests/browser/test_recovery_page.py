@@ -25,6 +25,15 @@ io.socket.on('rejoin', (body, jwr, request) => log.push('rejoin: ' + request.url
 """
 
 
+def in_the_lobby(page: Any, live: LiveApp, server: SailsTestApp) -> None:
+    """The page opens, joins the lobby, and hears a first broadcast there."""
+    open_page(page, live)
+    wait_connected(page)
+    page.evaluate("() => outcome(io.socket.post('/room/join', {room: 'lobby'}))")
+    live.call(lambda: server.app.io.to("lobby").emit("news", "before"))
+    page.wait_for_function("() => log.includes('news: [\"before\"]')")
+
+
 def lose_connection(live: LiveApp, server: SailsTestApp) -> Any:
     """The server drops the page's transport; returns once it has seen the socket go."""
     socket = server.sockets[-1]
@@ -38,12 +47,7 @@ def test_a_page_that_missed_broadcasts_during_a_disconnect_gets_them_when_it_rec
     join_routes(server)
     server.page("main", LOGGING_PAGE % (100, 200))
     with LiveApp(server.app) as live:
-        open_page(page, live)
-        wait_connected(page)
-        page.evaluate("() => outcome(io.socket.post('/room/join', {room: 'lobby'}))")
-        live.call(lambda: server.app.io.to("lobby").emit("news", "before"))
-        page.wait_for_function("() => log.includes('news: [\"before\"]')")
-
+        in_the_lobby(page, live, server)
         first = lose_connection(live, server)
         live.call(lambda: server.app.io.to("lobby").emit("news", "missed", 1))
         live.call(lambda: server.app.io.to("kitchen").emit("news", "not for this page"))
@@ -74,11 +78,7 @@ def test_a_page_that_comes_back_too_late_is_told_and_hears_the_repeated_requests
     join_routes(server)
     server.page("main", LOGGING_PAGE % (400, 400))
     with LiveApp(server.app) as live:
-        open_page(page, live)
-        wait_connected(page)
-        page.evaluate("() => outcome(io.socket.post('/room/join', {room: 'lobby'}))")
-        live.call(lambda: server.app.io.to("lobby").emit("news", "before"))
-        page.wait_for_function("() => log.includes('news: [\"before\"]')")
+        in_the_lobby(page, live, server)
         first = lose_connection(live, server)
         live.call(lambda: server.app.io.to("lobby").emit("news", "missed"))
         page.wait_for_function("() => log.some((line) => line.startsWith('rejoin'))")

@@ -28,11 +28,13 @@ __all__ = ["Pending", "StreamWebSocket"]
 
 log = logging.getLogger("trisails.realtime")
 
+
 class Pending(enum.Enum):
     """Why :meth:`StreamWebSocket.receive_nowait` has no message now."""
 
     WAIT = "wait"
-    """Nothing to read: await :meth:`StreamWebSocket.readable`, then ask again."""
+    """Nothing to read: wait for input (:meth:`StreamWebSocket.wait_shared`, or
+    :meth:`StreamWebSocket.readable` without a shared reader), then ask again."""
     AWAIT = "await"
     """Awaited work is needed: call :meth:`StreamWebSocket.receive`."""
 
@@ -144,11 +146,11 @@ class StreamWebSocket:
     def receive_nowait(self) -> str | bytes | Pending:
         """The next whole message if it can be had without waiting; else what to do for it.
 
-        :attr:`Pending.WAIT`: await :meth:`readable`, then ask again. :attr:`Pending.AWAIT`: something
-        needs awaited work (a control frame to answer, a broken or closing connection, TLS): call
-        :meth:`receive`. The reader of a plain TCP websocket loops on this, so that while it waits for
-        input its task holds trio's own wait and no frame of ours: an idle connection is that much
-        smaller.
+        :attr:`Pending.WAIT`: wait for input, then ask again. :attr:`Pending.AWAIT`: something needs
+        awaited work (a control frame to answer, a broken or closing connection, TLS): call
+        :meth:`receive`. Synchronous, so that the shared reader can call it for a parked connection
+        (through its ``serve``), and the reader of a plain TCP websocket loops on it rather than on
+        :meth:`receive`.
         """
         ws = self._ws
         fd = self._fd
